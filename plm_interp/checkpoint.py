@@ -1,0 +1,84 @@
+"""Model checkpoints: ``model.safetensors`` (weights) + ``config.json`` (PLMConfig and the weights' sha256).
+
+Loading needs no network and verifies everything it can before building anything: the config's fields,
+the weights' checksum, the key set and every shape. Each failure raises :class:`CheckpointError` naming the
+file and the offending key or field.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from plm_interp.config import ConfigError, PLMConfig
+from plm_interp.io import atomic_path, atomic_write_json, sha256_file
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint cannot be loaded; the message names the file and what is wrong."""
+
+
+def save_model(model, directory: str | Path) -> Path:
+    """Write ``model`` to ``directory`` (weights first, then the config that vouches for them)."""
+    directory = Path(directory)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    with atomic_path(directory / WEIGHTS) as tmp:
+        save_file(state, str(tmp), metadata={"format": "plm-interp", "version": str(FORMAT_VERSION)})
+    atomic_write_json(directory / CONFIG, {"format_version": FORMAT_VERSION, "config": model.cfg.to_dict(),
+                                           "weights_sha256": sha256_file(directory / WEIGHTS)})
+    return directory
+
+
+def load_model(directory: str | Path, device: str | None = None):
+    """Load a checkpoint written by :func:`save_model` (or :meth:`HookedPLM.save_pretrained`)."""
+    from plm_interp.model import HookedPLM
+
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG, directory / WEIGHTS
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise CheckpointError(f"{path}: file not found")
+    try:
+        meta = json.loads(config_path.read_text())
+        cfg_dict = meta["config"]
+    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{config_path}: not a plm-interp config ({exc})") from exc
+    if device is not None:
+        cfg_dict = {**cfg_dict, "device": device}
+    try:
+        cfg = PLMConfig.from_dict(cfg_dict, source=str(config_path))
+    except (ConfigError, TypeError) as exc:
+        raise CheckpointError(f"{config_path}: {exc}") from exc
+    expected = meta.get("weights_sha256")
+    if expected is not None and sha256_file(weights_path) != expected:
+        raise CheckpointError(f"{weights_path}: checksum mismatch (file truncated or corrupted)")
+    try:
+        state = load_file(str(weights_path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{weights_path}: cannot read safetensors ({exc})") from exc
+    model = HookedPLM(cfg.replace(device="cpu"))
+    check_state_dict(model, state, weights_path)
+    model.load_state_dict(state)
+    return model.to(cfg.device) if cfg.device != "cpu" else model
+
+
+def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path | str) -> None:
+    """Raise :class:`CheckpointError` naming the first missing, unexpected or mis-shaped key."""
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    if missing:
+        raise CheckpointError(f"{source}: missing key(s) {missing[:5]}")
+    if unexpected:
+        raise CheckpointError(f"{source}: unexpected key(s) {unexpected[:5]}")
+    for key, tensor in state.items():
+        if tuple(tensor.shape) != tuple(own[key].shape):
+            raise CheckpointError(f"{source}: key {key!r} has shape {tuple(tensor.shape)}, "
+                                  f"the config needs {tuple(own[key].shape)}")

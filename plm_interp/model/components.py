@@ -1,0 +1,70 @@
+"""Embedding, LayerNorm, MLP and unembedding, with TransformerLens' parameter names, layouts and hooks."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from torch import nn
+
+from plm_interp.config import PLMConfig
+from plm_interp.model.hooks import HookPoint, is_hooked
+
+
+class Embed(nn.Module):
+    def __init__(self, cfg: PLMConfig):
+        super().__init__()
+        self.W_E = nn.Parameter(torch.empty(cfg.d_vocab, cfg.d_model, dtype=cfg.torch_dtype))
+
+    def forward(self, tokens: Int[torch.Tensor, "batch pos"]) -> Float[torch.Tensor, "batch pos d_model"]:
+        return self.W_E[tokens]
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm exposing ``hook_scale`` and ``hook_normalized``; fused ``F.layer_norm`` while both are idle."""
+
+    def __init__(self, cfg: PLMConfig, length: int | None = None):
+        super().__init__()
+        self.eps = cfg.eps
+        length = cfg.d_model if length is None else length
+        self.w = nn.Parameter(torch.ones(length, dtype=cfg.torch_dtype))
+        self.b = nn.Parameter(torch.zeros(length, dtype=cfg.torch_dtype))
+        self.hook_scale = HookPoint()  # [batch, pos, 1]
+        self.hook_normalized = HookPoint()  # [batch, pos, length]
+
+    def forward(self, x: Float[torch.Tensor, "batch pos d"]) -> Float[torch.Tensor, "batch pos d"]:
+        if not is_hooked(self.hook_scale, self.hook_normalized):
+            return F.layer_norm(x, self.w.shape, self.w, self.b, self.eps)
+        x = x - x.mean(-1, keepdim=True)
+        scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
+        return self.hook_normalized(x / scale * self.w + self.b)
+
+
+_ACT = {"gelu": F.gelu, "gelu_new": lambda x: F.gelu(x, approximate="tanh"), "relu": F.relu, "silu": F.silu}
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: PLMConfig):
+        super().__init__()
+        dt = cfg.torch_dtype
+        self.W_in = nn.Parameter(torch.empty(cfg.d_model, cfg.d_mlp, dtype=dt))
+        self.b_in = nn.Parameter(torch.zeros(cfg.d_mlp, dtype=dt))
+        self.W_out = nn.Parameter(torch.empty(cfg.d_mlp, cfg.d_model, dtype=dt))
+        self.b_out = nn.Parameter(torch.zeros(cfg.d_model, dtype=dt))
+        self.act = _ACT[cfg.act_fn]
+        self.hook_pre = HookPoint()  # [batch, pos, d_mlp]
+        self.hook_post = HookPoint()  # [batch, pos, d_mlp]
+
+    def forward(self, x: Float[torch.Tensor, "batch pos d_model"]) -> Float[torch.Tensor, "batch pos d_model"]:
+        pre = self.hook_pre(torch.addmm(self.b_in, x.reshape(-1, x.shape[-1]), self.W_in).view(*x.shape[:-1], -1))
+        post = self.hook_post(self.act(pre))
+        return torch.addmm(self.b_out, post.reshape(-1, post.shape[-1]), self.W_out).view(*x.shape)
+
+
+class Unembed(nn.Module):
+    def __init__(self, cfg: PLMConfig):
+        super().__init__()
+        self.W_U = nn.Parameter(torch.empty(cfg.d_model, cfg.d_vocab_out, dtype=cfg.torch_dtype))
+        self.b_U = nn.Parameter(torch.zeros(cfg.d_vocab_out, dtype=cfg.torch_dtype))
+
+    def forward(self, x: Float[torch.Tensor, "batch pos d_model"]) -> Float[torch.Tensor, "batch pos d_vocab_out"]:
+        return torch.addmm(self.b_U, x.reshape(-1, x.shape[-1]), self.W_U).view(*x.shape[:-1], -1)

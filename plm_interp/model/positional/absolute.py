@@ -1,0 +1,25 @@
+"""abs (GPT): a learned embedding per absolute position, added to the residual stream.
+
+The in-attention part is content-only, so this module is just the embedding table the model adds at
+``hook_pos_embed``.
+"""
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float, Int
+from torch import nn
+
+from plm_interp.config import PLMConfig
+
+
+class PosEmbed(nn.Module):
+    """``W_pos[n_ctx, d_model]``: the position embedding table (TransformerLens' name and layout)."""
+
+    def __init__(self, cfg: PLMConfig):
+        super().__init__()
+        self.W_pos = nn.Parameter(torch.empty(cfg.n_ctx, cfg.d_model, dtype=cfg.torch_dtype))
+
+    def forward(self, pos: Int[torch.Tensor, "pos"], batch: int) -> Float[torch.Tensor, "batch pos d_model"]:
+        if int(pos[-1]) >= self.W_pos.shape[0]:
+            raise ValueError(f"position {int(pos[-1])} is past n_ctx = {self.W_pos.shape[0]} for absolute positions")
+        return self.W_pos[pos].unsqueeze(0).expand(batch, -1, -1)

@@ -1,0 +1,74 @@
+"""HookedTransformer's weight surface: stacked per-layer views (``W_Q[layer, head, d_model, d_head]`` ...),
+``tokens_to_residual_directions`` and ``accumulated_bias`` (used by ActivationCache's helpers)."""
+from __future__ import annotations
+
+import torch
+from jaxtyping import Float
+
+
+class WeightViews:
+    """Mixin for :class:`HookedPLM`; needs ``self.blocks``, ``self.embed``, ``self.unembed``, ``self.cfg``."""
+
+    def __getattr__(self, name: str):
+        # A property that raises AttributeError falls through to here; say why instead of "no attribute".
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name in ("W_Q", "W_K", "b_Q", "b_K"):
+                raise AttributeError(f"the {self.cfg.positional!r} positional scheme has no {name}: its "
+                                     "attention pattern depends on positions only (no queries or keys)") from None
+            raise
+
+    def _stack(self, module: str, name: str) -> torch.Tensor:
+        return torch.stack([getattr(getattr(b, module), name) for b in self.blocks])
+
+    W_Q = property(lambda self: self._stack("attn", "W_Q"))
+    W_K = property(lambda self: self._stack("attn", "W_K"))
+    W_V = property(lambda self: self._stack("attn", "W_V"))
+    W_O = property(lambda self: self._stack("attn", "W_O"))
+    b_Q = property(lambda self: self._stack("attn", "b_Q"))
+    b_K = property(lambda self: self._stack("attn", "b_K"))
+    b_V = property(lambda self: self._stack("attn", "b_V"))
+    b_O = property(lambda self: self._stack("attn", "b_O"))
+    W_in = property(lambda self: self._stack("mlp", "W_in"))
+    W_out = property(lambda self: self._stack("mlp", "W_out"))
+    b_in = property(lambda self: self._stack("mlp", "b_in"))
+    b_out = property(lambda self: self._stack("mlp", "b_out"))
+
+    @property
+    def W_E(self) -> Float[torch.Tensor, "d_vocab d_model"]:
+        return self.embed.W_E
+
+    @property
+    def W_U(self) -> Float[torch.Tensor, "d_model d_vocab_out"]:
+        return self.unembed.W_U
+
+    @property
+    def b_U(self) -> Float[torch.Tensor, "d_vocab_out"]:
+        return self.unembed.b_U
+
+    @property
+    def W_pos(self) -> Float[torch.Tensor, "n_ctx d_model"]:
+        if not hasattr(self, "pos_embed"):
+            raise AttributeError(f"W_pos exists only for positional='abs' (this model: {self.cfg.positional!r})")
+        return self.pos_embed.W_pos
+
+    def tokens_to_residual_directions(self, tokens) -> torch.Tensor:
+        """Unembedding direction(s) of token id(s): ``W_U[:, t]`` (shape ``[d_model]`` or ``[..., d_model]``)."""
+        if isinstance(tokens, int):
+            return self.W_U[:, tokens]
+        tokens = torch.as_tensor(tokens, device=self.W_U.device)
+        directions = self.W_U[:, tokens.reshape(-1)].T
+        return directions.reshape(*tokens.shape, -1) if tokens.dim() else directions[0]
+
+    def accumulated_bias(self, layer: int, mlp_input: bool = False, include_mlp_biases: bool = True) -> torch.Tensor:
+        """Sum of the attention-output (and MLP-output) biases written into the residual before ``layer``."""
+        acc = torch.zeros(self.cfg.d_model, device=self.W_E.device, dtype=self.W_E.dtype)
+        for block in self.blocks[:layer]:
+            acc = acc + block.attn.b_O + (block.mlp.b_out if include_mlp_biases else 0)
+        if mlp_input:
+            acc = acc + self.blocks[layer].attn.b_O
+        return acc
+
+    def all_head_labels(self) -> list[str]:
+        return [f"L{l}H{h}" for l in range(self.cfg.n_layers) for h in range(self.cfg.n_heads)]

@@ -1,0 +1,199 @@
+"""TrainConfig: everything the training loop needs to know, and nothing about the model or the task.
+
+One flat dataclass with defaults (minGPT's "one default config per component"), validated at construction
+so a bad value fails before any data is generated or any file is written. Every error names the key as the
+user wrote it (``train.lr``), because the same checks serve the Python API and the TOML/``--set`` CLI.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+from plm_interp.config import ConfigError
+
+SCHEDULES = ("cosine", "linear", "constant")
+PRECISIONS = ("auto", "fp32", "bf16")
+#: Parameter groups that ``decay_params`` may name; see :func:`plm_interp.training.optim.param_group_of`.
+PARAM_GROUPS = ("matrix", "embedding", "bias", "norm")
+
+
+@dataclass
+class TrainConfig:
+    """How to train: optimiser, schedule, batch geometry, budget, precision, logging and checkpoints.
+
+    Batch geometry is stated globally so that a run means the same thing on 1 or N GPUs: ``batch_size``
+    sequences per optimiser step (all ranks and accumulation steps together), split into forward passes of
+    ``micro_batch_size`` sequences per rank. Gradient accumulation is derived:
+    ``batch_size / (micro_batch_size * world_size)`` micro-steps per optimiser step.
+
+    Defaults follow Part 1 of the paper (AdamW β=(0.9, 0.98), weight decay 0.1, lr 3e-4).
+
+    Example:
+        >>> TrainConfig(batch_size=8, max_steps=100).grad_accum(world_size=1)
+        1
+        >>> TrainConfig(batch_size=8, micro_batch_size=2, max_steps=100).grad_accum(world_size=2)
+        2
+    """
+
+    seed: int = 0
+    batch_size: int = 32
+    micro_batch_size: int | None = None  # default: batch_size / world_size (no accumulation)
+    max_steps: int | None = None  # budget: give max_steps or max_tokens (or both: whichever is first)
+    max_tokens: int | None = None  # counts every token position of every sequence
+    lr: float = 3e-4
+    betas: tuple[float, float] = (0.9, 0.98)
+    adam_eps: float = 1e-8
+    weight_decay: float = 0.1
+    decay_params: tuple[str, ...] = ("matrix",)  # which of PARAM_GROUPS get weight decay
+    warmup_steps: int = 0
+    schedule: str = "linear"  # after warmup: linear or cosine decay to min_lr_ratio * lr, or constant
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
+    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
+    compile: bool = False  # torch.compile the forward pass
+    device: str = "auto"  # auto: cuda:{local_rank} when CUDA is available, else cpu
+    num_workers: int = 0  # DataLoader worker processes per rank generating data (0: in the main process)
+    prefetch_factor: int = 4  # batches each worker keeps ready
+    log_every: int = 10  # steps between metric lines / progress-bar updates
+    eval_every: int = 0  # steps between evaluation callbacks (0: only at the end)
+    ckpt_every: int = 1000  # steps between training checkpoints (0: only at the end)
+    keep_checkpoints: int = 3  # newest k training checkpoints kept on disk
+    tensorboard: bool = False
+    progress: bool = True  # tqdm bar on rank 0
+
+    def __post_init__(self) -> None:
+        check_types(self, "train")
+        self.betas = tuple(self.betas)
+        self.decay_params = tuple(self.decay_params)
+        for name in ("batch_size", "micro_batch_size", "max_steps", "max_tokens", "log_every", "prefetch_factor",
+                     "keep_checkpoints"):
+            _require(name, getattr(self, name), lambda v: v is None or v >= 1, "must be >= 1")
+        for name in ("warmup_steps", "num_workers", "eval_every", "ckpt_every"):
+            _require(name, getattr(self, name), lambda v: v >= 0, "must be >= 0")
+        if self.max_steps is None and self.max_tokens is None:
+            raise ConfigError("train.max_steps / train.max_tokens: give a budget (at least one of them)")
+        _require("lr", self.lr, lambda v: 0 < v < math.inf, "must be > 0")
+        _require("betas", self.betas, lambda v: len(v) == 2 and all(0 <= b < 1 for b in v),
+                 "must be two numbers in [0, 1)")
+        _require("adam_eps", self.adam_eps, lambda v: v > 0, "must be > 0")
+        _require("weight_decay", self.weight_decay, lambda v: v >= 0, "must be >= 0")
+        _require("min_lr_ratio", self.min_lr_ratio, lambda v: 0 <= v <= 1, "must be in [0, 1]")
+        _require("grad_clip", self.grad_clip, lambda v: v >= 0, "must be >= 0")
+        _choice("schedule", self.schedule, SCHEDULES)
+        _choice("precision", self.precision, PRECISIONS)
+        for group in self.decay_params:
+            _choice("decay_params", group, PARAM_GROUPS)
+        if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
+            raise ConfigError(f"train.micro_batch_size = {self.micro_batch_size} must divide "
+                              f"train.batch_size = {self.batch_size}")
+
+    def grad_accum(self, world_size: int) -> int:
+        """Micro-steps per optimiser step on each rank; refuses a batch that does not split evenly."""
+        micro = self.micro_batch_size if self.micro_batch_size is not None else self.batch_size // world_size
+        if micro < 1 or self.batch_size % (micro * world_size):
+            raise ConfigError(f"train.batch_size = {self.batch_size} does not split into micro-batches of "
+                              f"{micro} sequences on {world_size} rank(s)")
+        return self.batch_size // (micro * world_size)
+
+    def micro_batch(self, world_size: int) -> int:
+        return self.batch_size // (self.grad_accum(world_size) * world_size)
+
+    def total_steps(self, n_ctx: int) -> int:
+        """Optimiser steps in the budget: the smaller of max_steps and ceil(max_tokens / tokens per step)."""
+        steps = [self.max_steps] if self.max_steps is not None else []
+        if self.max_tokens is not None:
+            steps.append(-(-self.max_tokens // (self.batch_size * n_ctx)))
+        return min(steps)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
+                for f in dataclasses.fields(self)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], source: str = "train") -> "TrainConfig":
+        check_known(cls, data, source)
+        return cls(**data)
+
+
+# -- validation helpers (shared with the CLI's [model] section) ---------------------------------------------
+
+def check_known(cls: type, data: dict[str, Any], section: str) -> None:
+    """Refuse keys that are not init fields of the dataclass ``cls``, naming them and the known ones."""
+    known = {f.name for f in dataclasses.fields(cls) if f.init}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown key(s) {[f'{section}.{k}' for k in unknown]}; known keys in [{section}]: "
+                          f"{sorted(known)}")
+
+
+def check_types(obj: Any, section: str) -> None:
+    """Check every init field of a dataclass instance against its annotation; raise naming ``section.key``.
+
+    Ints are accepted where floats are expected (TOML writes ``1`` for ``1.0``) and converted; bools are
+    never accepted as numbers. Lists are accepted for tuples (TOML and JSON have no tuples).
+    """
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        if not f.init:
+            continue
+        value = getattr(obj, f.name)
+        ok, converted = _conforms(value, hints[f.name])
+        if not ok:
+            raise ConfigError(f"{section}.{f.name} = {value!r} has the wrong type; expected {_type_name(hints[f.name])}")
+        setattr(obj, f.name, converted)
+
+
+def _conforms(value: Any, hint: Any) -> tuple[bool, Any]:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arg in args:
+            ok, converted = _conforms(value, arg)
+            if ok:
+                return True, converted
+        return False, value
+    if hint is type(None):
+        return value is None, value
+    if hint is Any:
+        return True, value
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return True, float(value)
+        return False, value
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if hint in (str, bool):
+        return isinstance(value, hint), value
+    if origin in (tuple, list):
+        if not isinstance(value, (tuple, list)):
+            return False, value
+        item_hints = args[:1] if origin is list or (len(args) == 2 and args[1] is Ellipsis) else args
+        if origin is tuple and len(item_hints) > 1 and len(value) != len(item_hints):
+            return False, value
+        out = []
+        for i, item in enumerate(value):
+            ok, converted = _conforms(item, item_hints[min(i, len(item_hints) - 1)] if item_hints else Any)
+            if not ok:
+                return False, value
+            out.append(converted)
+        return True, origin(out)
+    if origin is dict:
+        return isinstance(value, dict), value
+    return isinstance(value, hint) if isinstance(hint, type) else True, value
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _require(name: str, value: Any, predicate, message: str) -> None:
+    if value is not None and not predicate(value):
+        raise ConfigError(f"train.{name} = {value!r} {message}")
+
+
+def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(f"train.{name} = {value!r} is not one of {list(allowed)}")

@@ -1,0 +1,101 @@
+"""Membership, one parse tree per string (in the sampler's label format), and exact parse counts.
+
+All three read the sparse layered chart of :mod:`tasks.cfg.chart`, built for a whole batch at once.
+
+>>> from tasks.cfg.grammar import load_builtin
+>>> from tasks.cfg.sampler import sample
+>>> g = load_builtin("demo")
+>>> batch = sample(g, 3, seed=0)
+>>> accepts(g, batch).tolist(), accepts(g, [[0, 0]]).tolist()
+([True, True, True], [False])
+"""
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+import numpy as np
+from jaxtyping import Bool
+
+from tasks.cfg.chart import build_chart, expand
+from tasks.cfg.grammar import Grammar
+from tasks.cfg.labels import LabelledBatch, Labels
+from tasks.cfg.sampler import _labels
+
+Strings = Union[LabelledBatch, Sequence[Sequence[int]], np.ndarray]
+
+
+def flatten(g: Grammar, strings: Strings) -> tuple[np.ndarray, np.ndarray]:
+    """Validate strings of terminal ids and return ``(tokens, offsets)`` (CSR); errors name string and position."""
+    if isinstance(strings, LabelledBatch):
+        return strings.tokens, strings.offsets
+    if isinstance(strings, np.ndarray) and strings.ndim == 1 and len(strings) and not isinstance(strings[0], (list, np.ndarray)):
+        raise ValueError("strings must be a batch (a list of token sequences), got a single 1-d array; wrap it in a list")
+    seqs = [np.asarray(s, dtype=np.int64).reshape(-1) for s in strings]
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    tokens = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.int64)
+    bad = np.nonzero((tokens < 0) | (tokens >= g.n_terminals))[0]
+    if len(bad):
+        k = int(np.searchsorted(np.cumsum(lengths), bad[0], "right"))
+        raise ValueError(f"strings[{k}] holds token {int(tokens[bad[0]])}, not a terminal id of grammar "
+                         f"{g.name!r} (valid: 0..{g.n_terminals - 1})")
+    return tokens, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
+def accepts(g: Grammar, strings: Strings, chunk: int = 2048) -> Bool[np.ndarray, " batch"]:
+    """Whether each string is in the language (empty strings never are)."""
+    tokens, offsets = flatten(g, strings)
+    out = []
+    for a in range(0, len(offsets) - 1, chunk):
+        sub = offsets[a: a + chunk + 1]
+        chart = build_chart(g, tokens[sub[0]: sub[-1]], sub - sub[0])
+        out.append(chart.root_spans() >= 0)
+    return np.concatenate(out) if out else np.zeros(0, dtype=bool)
+
+
+def count_parses(g: Grammar, strings: Strings) -> list[int]:
+    """The exact number of parse trees of each string (0 outside the language), as Python ints."""
+    tokens, offsets = flatten(g, strings)
+    chart = build_chart(g, tokens, offsets, counts=True)
+    root = chart.root_spans()
+    return [int(chart.spans[0].count[r]) if r >= 0 else 0 for r in root]
+
+
+def parse(g: Grammar, strings: Strings) -> list[Labels | None]:
+    """One parse tree per string as :class:`~tasks.cfg.labels.Labels` (``None`` outside the language).
+
+    For an unambiguous string this is *the* tree, so the labels equal the sampler's.
+    """
+    tokens, offsets = flatten(g, strings)
+    chart = build_chart(g, tokens, offsets, keep_items=True)
+    root = chart.root_spans()
+    ok = np.nonzero(root >= 0)[0]
+    out: list[Labels | None] = [None] * (len(offsets) - 1)
+    if not len(ok):
+        return out
+    nodes = root[ok]
+    syms, parents = [np.zeros(len(ok), dtype=np.int64)], []
+    for lvl in range(g.depth):
+        sp, steps = chart.spans[lvl], chart.items[lvl]
+        code = sp.item[nodes]
+        k, i = code // sp.item_base, code % sp.item_base
+        row, within = expand(k + 1)
+        ck, ci = k[row], i[row]
+        back = k[row] - within                 # how many steps to walk back to reach this child
+        for _ in range(2):
+            move = back > 0
+            for kk in (1, 2):
+                m = move & (ck == kk)
+                ci[m] = steps[kk].prev[ci[m]]
+            ck = ck - move
+            back = back - move
+        child = np.empty(len(row), dtype=np.int64)
+        for kk in range(3):
+            m = ck == kk
+            child[m] = steps[kk].span[ci[m]]
+        nodes = child
+        syms.append(chart.spans[lvl + 1].sym[nodes])
+        parents.append(row)
+    lab = _labels(g, syms, parents, len(ok))
+    for j, k in enumerate(ok):
+        out[k] = lab[j]
+    return out

@@ -1,0 +1,110 @@
+"""Generator settings: one small frozen dataclass, validated before any work starts.
+
+The paper's two data sets are presets: ``med`` (ip <= 20 instance parameters, op <= 15 operations) and ``hard``
+(ip <= 28, op <= 21); ``small`` is a CPU-sized variant of ours (op <= 4) that a small model learns in minutes.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+SHUFFLES = ("random", "topological", "none")
+FORMATS = ("pq", "qp")
+SPLITS = ("train", "test", "all")
+
+
+@dataclass(frozen=True)
+class IGSMConfig:
+    """How problems are drawn.
+
+    * ``op_max`` / ``ip_max``: the op target is ``min(U[1, op_max], U[1, op_max])`` (the paper's distribution)
+      unless ``op`` forces it; the number of instance parameters (structure edges) is at most ``ip_max``.
+    * ``modulus``: all arithmetic is mod this (paper: 23); constants in the problem are in ``[0, modulus)``.
+    * ``fmt``: ``"pq"`` puts the question after the problem, ``"qp"`` before.
+    * ``shuffle``: problem sentences in uniformly random order (paper), a random topological order, or none.
+    * ``split``/``train_buckets``: template-hash split; a problem is *train* when
+      ``hash(solution template) mod hash_modulus < train_buckets`` (paper: mod 23, < 17).
+    * ``max_parents``: largest in-degree (counting the random-number vertex) of an instance parameter (paper: 4).
+    """
+
+    op_max: int = 15
+    ip_max: int = 20
+    op: int | None = None
+    modulus: int = 23
+    fmt: str = "pq"
+    shuffle: str = "random"
+    split: str = "train"
+    hash_modulus: int = 23
+    train_buckets: int = 17
+    max_parents: int = 4
+
+    def __post_init__(self) -> None:
+        def bad(field: str, why: str) -> ValueError:
+            return ValueError(f"IGSMConfig field {field!r} = {getattr(self, field)!r}: {why}")
+
+        for f in ("op_max", "ip_max", "modulus", "hash_modulus", "train_buckets", "max_parents"):
+            if not isinstance(getattr(self, f), int) or isinstance(getattr(self, f), bool):
+                raise bad(f, "must be an int")
+        if self.op is not None and (not isinstance(self.op, int) or isinstance(self.op, bool) or self.op < 1):
+            raise bad("op", "must be None or an int >= 1")
+        if self.op_max < 1:
+            raise bad("op_max", "must be >= 1")
+        if self.ip_max < 2:
+            raise bad("ip_max", "must be >= 2 (the smallest structure graph, d=2 layers of 2 items, has 2 edges)")
+        if self.modulus < 2:
+            raise bad("modulus", "must be >= 2")
+        if self.modulus > 1000:
+            raise bad("modulus", "must be <= 1000 (each residue is one vocabulary word)")
+        if self.max_parents < 2:
+            raise bad("max_parents", "must be >= 2")
+        if self.fmt not in FORMATS:
+            raise bad("fmt", f"must be one of {FORMATS}")
+        if self.shuffle not in SHUFFLES:
+            raise bad("shuffle", f"must be one of {SHUFFLES}")
+        if self.split not in SPLITS:
+            raise bad("split", f"must be one of {SPLITS}")
+        if self.hash_modulus < 2:
+            raise bad("hash_modulus", "must be >= 2")
+        if not 0 < self.train_buckets < self.hash_modulus:
+            raise bad("train_buckets", f"must be in [1, hash_modulus - 1] = [1, {self.hash_modulus - 1}]")
+        target = self.op if self.op is not None else self.op_max
+        bound = max_op_bound(self.ip_max, self.max_parents)
+        if target > bound:
+            field = "op" if self.op is not None else "op_max"
+            raise bad(field, f"no problem with ip_max={self.ip_max} instance parameters reaches op={target} "
+                             f"(upper bound {bound})")
+
+    @property
+    def target_op_max(self) -> int:
+        return self.op if self.op is not None else self.op_max
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "IGSMConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"IGSMConfig: unknown field(s) {unknown}; known: {sorted(known)}")
+        return cls(**d)
+
+    def with_(self, **kw: Any) -> "IGSMConfig":
+        return replace(self, **kw)
+
+
+def max_op_bound(ip_max: int, max_parents: int = 4) -> int:
+    """A safe upper bound on the op a problem with at most ``ip_max`` structure edges can have.
+
+    Each instance parameter contributes at most ``max_parents - 1``; the abstract parameters of a layered graph with
+    ``e`` edges contribute at most ``2 e`` per layer below their own, i.e. at most ``2 e (d - 1) <= 6 e`` in all
+    (d <= 4). The generator raises its own error if a forced op still cannot be realised after many tries.
+    """
+    return (max_parents - 1) * ip_max + 6 * ip_max
+
+
+PRESETS: dict[str, IGSMConfig] = {
+    "med": IGSMConfig(op_max=15, ip_max=20),
+    "hard": IGSMConfig(op_max=21, ip_max=28),
+    "small": IGSMConfig(op_max=4, ip_max=6),
+}

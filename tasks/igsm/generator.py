@@ -1,0 +1,167 @@
+"""Drawing whole problems: op target -> structure -> dependency graph -> solution -> split check -> names.
+
+``generate(config, rng)`` returns a :class:`Problem` whose op equals the drawn target exactly (the target is
+``min(U[1, op_max], U[1, op_max])`` or ``config.op``); only the graph is redrawn on failure, never the target, so
+the op distribution is exactly the paper's. ``reask(problem, rng)`` asks a different parameter of the same
+problem (the paper's "reask" evaluation).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field, replace
+
+from tasks.igsm import text
+from tasks.igsm.config import IGSMConfig
+from tasks.igsm.dependency import DepGraph, build_dependency
+from tasks.igsm.hierarchy import Hierarchy, load_hierarchy
+from tasks.igsm.solution import OutOfLetters, Step, build_solution, template_hash
+from tasks.igsm.structure import INSTANCE, Param, Structure, draw_structure, sample_shape
+
+MAX_ATTEMPTS = 3000
+
+
+@dataclass
+class Problem:
+    """One iGSM problem with its exact ground truth.
+
+    ``graph`` holds every parameter's formula and value; ``steps`` the shortest solution (one per necessary
+    parameter, query last); ``sentence_order`` the instance parameters in the order the problem states them.
+    """
+
+    graph: DepGraph
+    steps: list[Step]
+    sentence_order: list[Param]
+    fmt: str
+    bucket: int
+    config: IGSMConfig
+    reasked: bool = False
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def structure(self) -> Structure:
+        return self.graph.structure
+
+    @property
+    def query(self) -> Param:
+        return self.graph.query
+
+    @property
+    def answer(self) -> int:
+        return self.graph.values[self.query]
+
+    @property
+    def op(self) -> int:
+        return self.graph.n_op
+
+    @property
+    def ip(self) -> int:
+        return len(self.graph.formulas)
+
+    @property
+    def necessary(self) -> list[Param]:
+        return list(self.graph.order)
+
+    @property
+    def split(self) -> str:
+        return "train" if self.bucket < self.config.train_buckets else "test"
+
+    def problem_sentences(self) -> list[str]:
+        st, f = self.structure, self.graph.formulas
+        return [text.problem_sentence(st, a, f[a]) for a in self.sentence_order]
+
+    def question(self) -> str:
+        return text.question(self.structure, self.query)
+
+    def solution_sentences(self) -> list[str]:
+        return [text.step_sentence(self.structure, s) for s in self.steps]
+
+    @property
+    def problem_text(self) -> str:
+        body = ". ".join(self.problem_sentences()) + "."
+        return f"{body} {self.question()}" if self.fmt == "pq" else f"{self.question()} {body}"
+
+    @property
+    def solution_text(self) -> str:
+        return ". ".join(self.solution_sentences()) + "."
+
+    @property
+    def text(self) -> str:
+        """The whole training sequence: ``<BOS> problem+question <SOL> solution <ANS> answer <EOS>``."""
+        return f"<BOS> {self.problem_text} <SOL> {self.solution_text} <ANS> {self.answer} <EOS>"
+
+
+def _random_topo(rng: random.Random, nodes: list[Param], parents) -> list[Param]:
+    """A uniformly-choosing Kahn order of ``nodes`` (edges restricted to ``nodes``)."""
+    inside = set(nodes)
+    indeg = {a: sum(1 for p in set(parents(a)) if p in inside) for a in nodes}
+    kids: dict[Param, list[Param]] = {a: [] for a in nodes}
+    for a in nodes:
+        for p in set(parents(a)):
+            if p in inside:
+                kids[p].append(a)
+    ready = sorted(a for a in nodes if indeg[a] == 0)
+    out = []
+    while ready:
+        a = ready.pop(rng.randrange(len(ready)))
+        out.append(a)
+        for c in kids[a]:
+            indeg[c] -= 1
+            if indeg[c] == 0:
+                ready.append(c)
+    return out
+
+
+def _sentence_order(rng: random.Random, g: DepGraph, shuffle: str) -> list[Param]:
+    if shuffle == "random":
+        order = list(g.formulas)
+        order.sort()
+        rng.shuffle(order)
+        return order
+    if shuffle == "topological":
+        return [a for a in _random_topo(rng, list(g.topo), g.parents) if a[0] == INSTANCE]
+    return [a for a in g.topo if a[0] == INSTANCE]
+
+
+def generate(config: IGSMConfig, rng: random.Random, hierarchy: Hierarchy | None = None) -> Problem:
+    """Draw one problem (see module docstring); raises ``RuntimeError`` if a forced op cannot be realised."""
+    hierarchy = hierarchy or load_hierarchy()
+    s = config.op if config.op is not None else min(rng.randint(1, config.op_max), rng.randint(1, config.op_max))
+    for _ in range(MAX_ATTEMPTS):
+        st = draw_structure(rng, sample_shape(rng, s, config.ip_max))
+        n = max(rng.randint(1, s), rng.randint(1, s))
+        g = build_dependency(rng, st, s, n, rng.randint(n, s), config.modulus, config.max_parents)
+        if g is None:
+            continue
+        try:
+            steps = build_solution(g, rng)
+        except OutOfLetters:
+            continue
+        bucket = template_hash(steps, g, config.hash_modulus)
+        is_train = bucket < config.train_buckets
+        if (config.split == "train" and not is_train) or (config.split == "test" and is_train):
+            continue
+        st.categories, st.names = hierarchy.sample_layers(rng, st.sizes)
+        return Problem(g, steps, _sentence_order(rng, g, config.shuffle), config.fmt, bucket, config)
+    raise RuntimeError(
+        f"iGSM generator: op={s} could not be realised with ip_max={config.ip_max} in {MAX_ATTEMPTS} attempts"
+    )
+
+
+def reask(problem: Problem, rng: random.Random) -> Problem:
+    """The same problem text with a different query: any other parameter, solved in a random topological order
+    of its ancestors. Its op is whatever the new query needs; the split bucket is recomputed."""
+    g = problem.graph
+    cands = [a for a in g.topo if a != g.query]
+    for _ in range(100):
+        q = cands[rng.randrange(len(cands))]
+        nodes = [a for a in g.topo if a in g.ancestors(q)] + [q]
+        order = _random_topo(rng, nodes, g.parents)
+        order.remove(q)
+        g2 = replace(g, order=order + [q])
+        try:
+            steps = build_solution(g2, rng)
+        except OutOfLetters:
+            continue
+        bucket = template_hash(steps, g2, problem.config.hash_modulus)
+        return Problem(g2, steps, list(problem.sentence_order), problem.fmt, bucket, problem.config, reasked=True)
+    raise RuntimeError("reask: every candidate query needs more than 52 letters")
