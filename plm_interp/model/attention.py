@@ -52,8 +52,7 @@ class Attention(nn.Module):
     ) -> Float[torch.Tensor, "batch pos d_model"]:
         q, k, v = self._project(x)
         if self.positional.rotates:
-            k_pos_new = q_pos
-            q, k = self.positional.rotate(q, k, q_pos, k_pos_new)
+            q, k = self.positional.rotate(q, k, q_pos, q_pos)  # new keys sit at the new positions
             q, k = self.hook_rot_q(q), self.hook_rot_k(k)
         if cache is not None:
             k, v = cache.append(k, v)

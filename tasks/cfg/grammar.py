@@ -225,10 +225,11 @@ def load(path: str | Path) -> Grammar:
     if not path.exists():
         raise FileNotFoundError(f"grammar file {str(path)!r} does not exist")
     if path.suffix == ".json":
-        return from_authors_json(json.loads(path.read_text()), name=path.stem)
+        d = json.loads(path.read_text())
+        return from_authors_json(d, name=d.get("name") or path.stem)
     from tasks.cfg.textformat import parse_text
 
-    return parse_text(path.read_text(), name=path.stem)
+    return parse_text(path.read_text(), default_name=path.stem)
 
 
 def load_builtin(name: str) -> Grammar:

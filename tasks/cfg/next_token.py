@@ -119,3 +119,10 @@ def kl_to_truth(model_probs, truth_logp, eps: float = 1e-5) -> float:
     p = (p + eps) / (1 + eps * n_out)
     q = (q + eps) / (1 + eps * n_out)
     return float((p * (np.log(p) - np.log(q))).sum(-1).mean())
+
+
+def position_entropy_bits(probs) -> np.ndarray:
+    """Shannon entropy (bits) of each row of a next-token distribution (tensor or array of probabilities)."""
+    p = _as_numpy(probs)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return -(np.where(p > 0, p * np.log2(p), 0.0)).sum(-1)

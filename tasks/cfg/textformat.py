@@ -8,6 +8,7 @@
     A -> a b | b a c
     B -> c | a a
     terminals: a b c       # optional: fixes the terminal order (= terminal ids); else first appearance
+    name: mygrammar        # optional
 
 The root is the left-hand side of the first rule line. Without ``[level l]`` headers a symbol's level is its
 distance from the root; with them, the headers must agree with that distance. Symbols with no rules are terminals
@@ -23,8 +24,9 @@ from tasks.cfg.grammar import Grammar, GrammarError
 _NAME = re.compile(r"^[^\s|#\[\]:]+$")
 
 
-def parse_text(text: str, name: str = "") -> Grammar:
-    """Parse the text format into a :class:`Grammar`."""
+def parse_text(text: str, name: str = "", default_name: str = "") -> Grammar:
+    """Parse the text format into a :class:`Grammar` (``name`` overrides a ``name:`` line, which overrides
+    ``default_name``)."""
     rules: dict[str, list[list[str]]] = {}
     order: list[str] = []
     declared_level: dict[str, int] = {}
@@ -37,6 +39,9 @@ def parse_text(text: str, name: str = "") -> Grammar:
         m = re.fullmatch(r"\[\s*level\s+(\d+)\s*\]", line)
         if m:
             level = int(m.group(1))
+            continue
+        if line.startswith("name:"):
+            name = name or line[len("name:"):].strip()
             continue
         if line.startswith("terminals:"):
             term_order = line[len("terminals:"):].split()
@@ -104,12 +109,12 @@ def parse_text(text: str, name: str = "") -> Grammar:
     names = [[s for s in order if lvl_of[s] == l] for l in range(depth)] + [terms]
     index = [{s: i for i, s in enumerate(lv)} for lv in names]
     rule_idx = [[[[index[l + 1][c] for c in alt] for alt in rules[s]] for s in names[l]] for l in range(depth)]
-    return Grammar(names=names, rules=rule_idx, name=name, allow_unreachable=bool(unreachable))
+    return Grammar(names=names, rules=rule_idx, name=name or default_name, allow_unreachable=bool(unreachable))
 
 
 def to_text(g: Grammar) -> str:
     """Write a grammar in the text format (explicit levels and terminal order, so it reloads equal)."""
-    lines = [f"# grammar {g.name}" if g.name else "# grammar"]
+    lines = [f"name: {g.name}"] if g.name else []
     for l, lvl in enumerate(g.rules):
         lines.append(f"[level {l}]")
         for i, sym in enumerate(lvl):

@@ -140,8 +140,9 @@ def build_solution(g: DepGraph, rng: random.Random, order: list[Param] | None = 
 def template_hash(steps: list[Step], g: DepGraph, modulus: int = 23) -> int:
     """The solution template's bucket in ``[0, modulus)``: a stable hash of the step shapes.
 
-    The template keeps, per step, whether the parameter is instance or abstract and each binary operation with
-    its operands as (earlier letter index | literal); names, letter identities and numbers are dropped.
+    The template keeps the structure graph's layer sizes and, per step, the parameter's kind and layers and
+    each binary operation with its operands as (earlier letter index | literal); names, letter identities,
+    item indices and numbers are dropped. (The layers make even op = 1 problems spread over many templates.)
     """
     index: dict[str, int] = {}
     parts: list[str] = []
@@ -157,6 +158,7 @@ def template_hash(steps: list[Step], g: DepGraph, modulus: int = 23) -> int:
         assert s.final is not None
         fin = ref(s.final.operands[0]) + (f"{s.final.op}{ref(s.final.operands[1])}" if s.final.op else "")
         index[s.letter] = len(index)  # type: ignore[index]
-        parts.append(f"{s.param[0]}:{','.join(body)}|{fin}")
-    digest = hashlib.blake2b(";".join(parts).encode(), digest_size=8).digest()
+        parts.append(f"{s.param[0]}{s.param[1]}{s.param[3]}:{','.join(body)}|{fin}")
+    key = f"{g.structure.sizes}/" + ";".join(parts)
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big") % modulus

@@ -101,33 +101,53 @@ def sample_shape(rng: random.Random, op: int, ip_max: int) -> Shape:
 
 
 def draw_structure(rng: random.Random, shape: Shape) -> Structure:
-    """DrawAll: layer sizes in [w0, w1] grown until ``e`` edges fit, one random parent per lower item, then
-    the remaining ``e - sum(sizes[1:])`` edges uniformly among the absent ones."""
-    d, w0, w1, e = shape.d, shape.w0, shape.w1, shape.e
+    """DrawAll: layer sizes in [w0, w1] grown until ``e`` edges fit; between consecutive layers a random minimal
+    edge cover (every item has a parent and every non-bottom item a child, ``max(l_i, l_{i+1})`` edges), then
+    the remaining edges uniformly among the absent ones.
+
+    Covering the upper side too means every item reaches every lower layer, so an abstract parameter's formula
+    names every child (a child without descendants would make "X's Category" depend on nothing through it).
+    """
+    d, w0, w1 = shape.d, shape.w0, shape.w1
     sizes = [w0] * d
 
+    def need(sz: list[int]) -> int:
+        return sum(max(sz[i], sz[i + 1]) for i in range(d - 1))
+
+    def cap(sz: list[int]) -> int:
+        return sum(sz[i] * sz[i + 1] for i in range(d - 1))
+
+    e = max(shape.e, need(sizes))
+
     def grow() -> bool:
-        pool = [i for i in range(d) if sizes[i] < w1]
+        pool = [i for i in range(d) if sizes[i] < w1 and need(sizes[:i] + [sizes[i] + 1] + sizes[i + 1:]) <= e]
         if not pool:
             return False
         sizes[rng.choice(pool)] += 1
         return True
 
     while True:
-        cap = sum(sizes[i] * sizes[i + 1] for i in range(d - 1))
-        need = sum(sizes[1:])
-        if cap < e:
-            grow()
-        elif need == e or rng.random() >= shape.p or not grow():
+        if cap(sizes) < e:
+            if not grow():
+                e = cap(sizes)
+                break
+        elif need(sizes) == e or rng.random() >= shape.p or not grow():
             break
     children: list[list[list[int]]] = [[[] for _ in range(sizes[i])] for i in range(d - 1)]
     absent: list[tuple[int, int, int]] = []
     for i in range(d - 1):
-        parent = [rng.randrange(sizes[i]) for _ in range(sizes[i + 1])]
-        for k, j in enumerate(parent):
+        a, b = sizes[i], sizes[i + 1]
+        cover: set[tuple[int, int]] = set()
+        if a <= b:
+            lower = rng.sample(range(b), b)
+            cover = {(j, lower[j]) for j in range(a)} | {(rng.randrange(a), k) for k in lower[a:]}
+        else:
+            upper = rng.sample(range(a), a)
+            cover = {(upper[k], k) for k in range(b)} | {(j, rng.randrange(b)) for j in upper[b:]}
+        for j, k in cover:
             children[i][j].append(k)
-        absent += [(i, j, k) for j in range(sizes[i]) for k in range(sizes[i + 1]) if parent[k] != j]
-    for i, j, k in rng.sample(absent, e - sum(sizes[1:])):
+        absent += [(i, j, k) for j in range(a) for k in range(b) if (j, k) not in cover]
+    for i, j, k in rng.sample(absent, e - need(sizes)):
         children[i][j].append(k)
     for row in children:
         for kids in row:

@@ -1,0 +1,80 @@
+"""Metrics: one JSON object per line in ``run_dir/metrics.jsonl`` (and TensorBoard scalars if asked for).
+
+JSONL because it survives a kill (at worst the last line is cut, and it is dropped on resume), appends
+cheaply, and loads with one line of pandas or ``json``. On resume, records after the resumed step are
+removed so the file reads as one uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from plm_interp.io import atomic_write_bytes
+
+METRICS = "metrics.jsonl"
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """All complete records of a metrics file (a cut-off last line is skipped)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / METRICS
+    records = []
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return records
+
+
+class MetricsLog:
+    """Append-only metrics sink for rank 0; ``enabled=False`` makes every call a no-op (other ranks)."""
+
+    def __init__(self, run_dir: str | Path | None, tensorboard: bool = False, enabled: bool = True):
+        self.path = Path(run_dir) / METRICS if run_dir is not None and enabled else None
+        self._fh = None
+        self._tb = None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if tensorboard:
+                self._tb = _tensorboard_writer(self.path.parent / "tensorboard")
+
+    def truncate_after(self, step: int) -> None:
+        """Keep only records with ``step <= step`` (called when resuming from the checkpoint of ``step``)."""
+        if self.path is None or not self.path.is_file():
+            return
+        kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= step]
+        atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in kept).encode())
+
+    def log(self, record: dict[str, Any]) -> None:
+        if self.path is None:
+            return
+        if self._fh is None:
+            self._fh = open(self.path, "a", buffering=1)  # line-buffered: each record hits the OS at once
+        self._fh.write(json.dumps(record) + "\n")
+        if self._tb is not None and "step" in record:
+            for key, value in record.items():
+                if key != "step" and isinstance(value, (int, float)):
+                    self._tb.add_scalar(key, value, record["step"])
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+
+def _tensorboard_writer(directory: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        print("plm-interp train: TensorBoard logging skipped: the 'tensorboard' package is not installed "
+              "(pip install tensorboard); metrics are still written to metrics.jsonl", file=sys.stderr)
+        return None
+    return SummaryWriter(str(directory))

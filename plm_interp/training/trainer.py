@@ -1,0 +1,237 @@
+"""The training loop. It knows a model, a batch source and a TrainConfig, and nothing about tasks.
+
+One optimiser step = ``grad_accum`` micro-batches per rank (DDP all-reduces the gradient once, on the last
+one), optional clipping, AdamW, the schedule. Everything else (logging, eval callbacks, checkpoints) runs
+every N steps, and the loss is read back from the device only then, so the loop does not stall the GPU.
+
+Exact resume: a checkpoint holds weights, optimizer, scheduler, step, every rank's RNG states and the data
+position; the data position is the step itself, because micro-batch ``u`` is always
+``source(micro_batch, seed, start=u)`` (see :mod:`plm_interp.training.data`).
+
+Example:
+    >>> from plm_interp import HookedPLM, preset_config
+    >>> from plm_interp.training import Trainer, TrainConfig
+    >>> import itertools
+    >>> def source(batch_size, seed, start=0):       # batch i depends only on (seed, i): O(1) skip
+    ...     for i in itertools.count(start):
+    ...         g = torch.Generator().manual_seed(seed * 1_000_003 + i)
+    ...         yield torch.randint(0, 8, (batch_size, 16), generator=g)
+    >>> source.n_ctx = 16
+    >>> model = HookedPLM(preset_config("tiny", d_vocab=8, n_ctx=16, seed=0))
+    >>> result = Trainer(model, source, TrainConfig(batch_size=4, max_steps=3, progress=False)).fit()
+    >>> result.step
+    3
+"""
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from plm_interp.training import checkpointing as ckpt
+from plm_interp.training import distributed as D
+from plm_interp.training.config import TrainConfig
+from plm_interp.training.data import ShardedStream, make_loader
+from plm_interp.training.metrics import MetricsLog
+from plm_interp.training.optim import build_optimizer, build_scheduler
+
+#: ``callback(model, step) -> {"name": value} | None``; run on rank 0, in eval mode, without gradients.
+EvalCallback = Callable[[nn.Module, int], "dict[str, float] | None"]
+
+
+def lm_loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Default loss: the model's own (HookedPLM/TransformerLens convention ``return_type="loss"``); extra
+    batch entries (``loss_mask``, ``targets``) are passed as keyword arguments."""
+    extra = {k: v for k, v in batch.items() if k != "tokens"}
+    return model(batch["tokens"], return_type="loss", **extra)
+
+
+@dataclass
+class TrainResult:
+    step: int  # optimiser steps done
+    tokens: int  # tokens consumed (all ranks)
+    loss: float | None  # last logged training loss
+    resumed_from: int | None  # step of the checkpoint this run resumed from
+    run_dir: Path | None
+
+
+class Trainer:
+    """Train ``model`` on ``source`` as ``cfg`` says; checkpoints and metrics go to ``run_dir`` (if given).
+
+    Args:
+        model: any ``nn.Module``; ``loss_fn(model, batch)`` must return a scalar loss.
+        source: a batch source (see :mod:`plm_interp.training.data`), picklable if ``num_workers > 0``.
+        cfg: the :class:`TrainConfig`.
+        run_dir: where ``metrics.jsonl`` and ``checkpoints/`` go; ``None`` keeps everything in memory.
+        callbacks: evaluation callbacks, run every ``cfg.eval_every`` steps and at the end.
+    """
+
+    def __init__(self, model: nn.Module, source, cfg: TrainConfig, run_dir: str | Path | None = None,
+                 callbacks: Iterable[EvalCallback] = (), loss_fn=lm_loss_fn, dist_info: D.DistInfo | None = None):
+        self.cfg, self.source, self.loss_fn = cfg, source, loss_fn
+        self.callbacks = list(callbacks)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.info = dist_info or D.init_from_env(cfg.device)
+        self.device = D.resolve_device(cfg.device, self.info)
+        self.accum = cfg.grad_accum(self.info.world_size)
+        self.micro = cfg.micro_batch(self.info.world_size)
+        self.total_steps = cfg.total_steps(source.n_ctx)
+        self.model = model.to(self.device)
+        self.optimizer = build_optimizer(self.model, cfg)
+        self.scheduler = build_scheduler(self.optimizer, self.total_steps, cfg)
+        self.step, self.tokens = 0, 0
+        use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda")
+        self._autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if use_bf16 \
+            else contextlib.nullcontext
+        wrapped = self.model
+        if self.info.enabled:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            wrapped = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        self._ddp = wrapped if self.info.enabled else None
+        self.forward_model = torch.compile(wrapped) if cfg.compile else wrapped
+
+    # -- public ----------------------------------------------------------------------------------------------
+
+    def fit(self, resume: bool = True) -> TrainResult:
+        """Train to the budget, resuming from the newest valid checkpoint in ``run_dir`` if ``resume``."""
+        metrics = MetricsLog(self.run_dir, self.cfg.tensorboard, enabled=self.info.is_main)
+        resumed_from = self._resume(metrics) if resume and self.run_dir is not None else None
+        stream = ShardedStream(self.source, self.micro, self.cfg.seed, self.info.rank, self.info.world_size,
+                               start=self.step * self.accum)
+        loader = make_loader(stream, self.cfg.num_workers, self.cfg.prefetch_factor,
+                             pin_memory=self.device.type == "cuda")
+        bar = tqdm(total=self.total_steps, initial=self.step, unit="step", dynamic_ncols=True,
+                   disable=not (self.cfg.progress and self.info.is_main))
+        last_loss = None
+        try:
+            last_loss = self._loop(iter(loader), metrics, bar)
+        finally:
+            bar.close()
+            metrics.close()
+        return TrainResult(self.step, self.tokens, last_loss, resumed_from, self.run_dir)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything a resume needs; RNG states of all ranks (a collective call under DDP)."""
+        return {"format_version": ckpt.FORMAT_VERSION, "step": self.step, "tokens": self.tokens,
+                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "rng": D.gather_objects(ckpt.capture_rng(), self.info),
+                "data": self._data_position(), "train_config": self.cfg.to_dict()}
+
+    # -- the loop --------------------------------------------------------------------------------------------
+
+    def _loop(self, batches, metrics: MetricsLog, bar) -> float | None:
+        cfg, last_loss = self.cfg, None
+        loss_sum, n_micro = torch.zeros((), device=self.device), 0
+        grad_norm = None
+        clock, tokens_at_clock = time.perf_counter(), self.tokens
+        self.model.train()
+        while self.step < self.total_steps:
+            lr = self.optimizer.param_groups[0]["lr"]
+            for a in range(self.accum):
+                batch = {k: v.to(self.device, non_blocking=True) for k, v in next(batches).items()}
+                sync = self._ddp is None or a == self.accum - 1
+                with contextlib.nullcontext() if sync else self._ddp.no_sync():
+                    with self._autocast():
+                        loss = self.loss_fn(self.forward_model, batch)
+                    (loss / self.accum).backward()
+                loss_sum += loss.detach().float()
+                n_micro += 1
+                self.tokens += batch["tokens"].numel() * self.info.world_size
+            if cfg.grad_clip > 0:
+                grad_norm = nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            self.step += 1
+            bar.update(1)
+            done = self.step == self.total_steps
+            if self.step % cfg.log_every == 0 or done:
+                last_loss = D.all_reduce_mean(loss_sum / n_micro, self.info).item()
+                now = time.perf_counter()
+                rate = (self.tokens - tokens_at_clock) / max(now - clock, 1e-9)
+                record = {"step": self.step, "loss": last_loss, "lr": lr, "tokens": self.tokens,
+                          "tokens_per_s": round(rate, 1)}
+                if grad_norm is not None:
+                    record["grad_norm"] = grad_norm.item()
+                metrics.log(record)
+                bar.set_postfix(loss=f"{last_loss:.4f}", tok_s=f"{rate:,.0f}", lr=f"{lr:.2e}", refresh=False)
+                loss_sum.zero_()
+                n_micro, clock, tokens_at_clock = 0, now, self.tokens
+            if self.callbacks and ((cfg.eval_every and self.step % cfg.eval_every == 0) or done):
+                self._evaluate(metrics)
+            if self.run_dir is not None and ((cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or done):
+                self._save()
+        return last_loss
+
+    def _evaluate(self, metrics: MetricsLog) -> None:
+        if self.info.is_main:
+            self.model.eval()
+            results: dict[str, float] = {}
+            with torch.no_grad():
+                for callback in self.callbacks:
+                    results.update(callback(self.model, self.step) or {})
+            self.model.train()
+            if results:
+                metrics.log({"step": self.step, **{f"eval/{k}": v for k, v in results.items()}})
+        D.barrier(self.info)
+
+    # -- checkpoints -----------------------------------------------------------------------------------------
+
+    @property
+    def checkpoint_root(self) -> Path:
+        return self.run_dir / "checkpoints"
+
+    def _data_position(self) -> dict[str, int]:
+        return {"seed": self.cfg.seed, "batch_size": self.cfg.batch_size, "micro_batch": self.micro,
+                "micro_batches_consumed": self.step * self.cfg.batch_size // self.micro}
+
+    def _save(self) -> None:
+        state = self.state_dict()  # collective: every rank contributes its RNG state
+        if self.info.is_main:
+            ckpt.save_checkpoint(self.checkpoint_root, self.step, state, keep=self.cfg.keep_checkpoints)
+        D.barrier(self.info)
+
+    def _resume(self, metrics: MetricsLog) -> int | None:
+        found = ckpt.load_latest(self.checkpoint_root, report=self._report) if self.info.is_main else None
+        directory = D.broadcast_object(str(found[1]) if found else None, self.info)
+        if directory is None:
+            return None
+        state = found[0] if found else torch.load(Path(directory) / ckpt.STATE, map_location="cpu",
+                                                  weights_only=True)
+        self._check_compatible(state["data"], directory)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        rng = state["rng"]
+        ckpt.restore_rng(rng[self.info.rank] if len(rng) == self.info.world_size else rng[0])
+        self.step, self.tokens = state["step"], state["tokens"]
+        if self.info.is_main:
+            ckpt.set_aside_newer(self.checkpoint_root, self.step)
+            metrics.truncate_after(self.step)
+            self._report(f"resumed from {directory} (step {self.step} of {self.total_steps})")
+        D.barrier(self.info)
+        return self.step
+
+    def _check_compatible(self, saved: dict[str, int], directory: str) -> None:
+        now = self._data_position()
+        for key in ("seed", "batch_size", "micro_batch"):
+            if saved[key] != now[key]:
+                raise ValueError(f"cannot resume from {directory}: its data stream used {key} = {saved[key]}, "
+                                 f"this run uses {now[key]} (the batches would differ from the interrupted run)")
+
+    def _report(self, message: str) -> None:
+        if self.info.is_main:
+            tqdm.write(f"[train] {message}", file=sys.stderr)
+
+
+def train(model: nn.Module, source, cfg: TrainConfig, run_dir: str | Path | None = None, resume: bool = True,
+          **kwargs) -> TrainResult:
+    """Shorthand for ``Trainer(model, source, cfg, run_dir, **kwargs).fit(resume)``."""
+    return Trainer(model, source, cfg, run_dir, **kwargs).fit(resume=resume)

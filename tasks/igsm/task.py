@@ -1,0 +1,194 @@
+"""``IGSMTask``: the iGSM data as a :class:`tasks.base.Task` (tokenizer, fresh stream, eval sets, presets).
+
+Training sequences are ``<BOS> problem question <SOL> solution <ANS> answer <EOS>`` (``qp``: question first),
+packed whole into windows of ``n_ctx`` tokens (768 med / 1024 hard / 256 small) and padded with ``<PAD>``;
+problems longer than a window are skipped. The loss covers the solution, ``<ANS>``, the answer and ``<EOS>``
+(``loss_on="solution"``) or every token (``"all"``). With ``retry`` set, solutions carry retracted
+"Define X as [BACK]." sentences (Part 2.2; see :mod:`tasks.igsm.retry`).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+import torch
+from jaxtyping import Bool, Int
+
+from tasks.base import Batch, Task
+from tasks.igsm.config import PRESETS, IGSMConfig
+from tasks.igsm.generator import Problem, generate, reask
+from tasks.igsm.retry import RETRY_MODES, with_retries
+from tasks.igsm.sequence import LOSS_ON, Encoded, encode
+from tasks.igsm.solution import Step
+from tasks.igsm.tokenizer import Tokenizer, get_tokenizer
+
+N_CTX = {"med": 768, "hard": 1024, "small": 256}
+#: OOD eval ops per preset (the paper: med 20..23, hard 28..32)
+OOD_OPS = {"med": (20, 21, 22, 23), "hard": (28, 29, 30, 31, 32), "small": (5, 6)}
+
+
+@dataclass
+class Sample:
+    """One drawn problem with everything an analysis needs."""
+
+    problem: Problem
+    steps: list[Step]
+    encoded: Encoded
+
+    @property
+    def text(self) -> str:
+        return self.problem.text if self.steps is self.problem.steps else _text_with(self.problem, self.steps)
+
+    @property
+    def ids(self) -> list[int]:
+        return self.encoded.ids
+
+    @property
+    def answer(self) -> int:
+        return self.problem.answer
+
+
+def _text_with(p: Problem, steps: list[Step]) -> str:
+    from tasks.igsm.text import step_sentence
+
+    sol = ". ".join(step_sentence(p.structure, s) for s in steps) + "."
+    return f"<BOS> {p.problem_text} <SOL> {sol} <ANS> {p.answer} <EOS>"
+
+
+@dataclass
+class SampleBatch:
+    """``sample(n)`` output: the samples and their right-padded ids ``tokens[b, p]`` with ``loss_mask``."""
+
+    samples: list[Sample]
+    tokens: Int[torch.Tensor, "batch pos"]
+    loss_mask: Bool[torch.Tensor, "batch pos"]
+
+
+class IGSMTask(Task):
+    """iGSM (Parts 2.1/2.2). ``preset`` picks op/ip limits and the window; keyword overrides refine it.
+
+    Example:
+        >>> task = IGSMTask("small")
+        >>> s = task.sample(2, seed=0)
+        >>> s.tokens.shape[0]
+        2
+    """
+
+    kind = "igsm"
+
+    def __init__(self, preset: str = "med", *, n_ctx: int | None = None, retry: str | None = None,
+                 retry_p: float = 0.5, loss_on: str = "solution", mask_retry: bool = False, **config: Any):
+        if preset not in PRESETS:
+            raise ValueError(f"IGSMTask field 'preset' = {preset!r}: must be one of {sorted(PRESETS)}")
+        if retry is not None and retry not in RETRY_MODES:
+            raise ValueError(f"IGSMTask field 'retry' = {retry!r}: must be None or one of {RETRY_MODES}")
+        if not isinstance(retry_p, (int, float)) or not 0 <= retry_p < 1:
+            raise ValueError(f"IGSMTask field 'retry_p' = {retry_p!r}: must be in [0, 1)")
+        if loss_on not in LOSS_ON:
+            raise ValueError(f"IGSMTask field 'loss_on' = {loss_on!r}: must be one of {LOSS_ON}")
+        self.preset = preset
+        self.config = PRESETS[preset].with_(**config) if config else PRESETS[preset]
+        self.n_ctx = N_CTX[preset] if n_ctx is None else n_ctx
+        if not isinstance(self.n_ctx, int) or self.n_ctx < 32:
+            raise ValueError(f"IGSMTask field 'n_ctx' = {n_ctx!r}: must be an int >= 32")
+        self.retry, self.retry_p, self.loss_on, self.mask_retry = retry, float(retry_p), loss_on, mask_retry
+        self.tokenizer: Tokenizer = get_tokenizer(self.config.modulus)
+
+    # ---- Task contract -------------------------------------------------------------------------------------
+    @property
+    def d_vocab(self) -> int:
+        return len(self.tokenizer)
+
+    def spec(self) -> dict[str, Any]:
+        return {"kind": "igsm", "preset": self.preset, "n_ctx": self.n_ctx, "retry": self.retry,
+                "retry_p": self.retry_p, "loss_on": self.loss_on, "mask_retry": self.mask_retry,
+                "config": self.config.to_dict()}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> "IGSMTask":
+        s = dict(spec)
+        if s.pop("kind", "igsm") != "igsm":
+            raise ValueError(f"IGSMTask.from_spec field 'kind' = {spec.get('kind')!r}: must be 'igsm'")
+        config = IGSMConfig.from_dict(s.pop("config", {})).to_dict()
+        return cls(s.pop("preset", "med"), **s, **config)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IGSMTask) and self.spec() == other.spec()
+
+    def batches(self, batch_size: int, n_ctx: int | None = None, seed: int = 0, start: int = 0) -> Iterator[Batch]:
+        n_ctx = self.n_ctx if n_ctx is None else n_ctx
+        for name, v in (("batch_size", batch_size), ("n_ctx", n_ctx), ("start", start + 1)):
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"IGSMTask.batches field {name!r} = {v!r}: must be a positive int")
+        b = start
+        while True:
+            yield self._batch(random.Random(f"igsm:{seed}:{b}"), batch_size, n_ctx)
+            b += 1
+
+    def presets(self) -> dict[str, dict[str, Any]]:
+        """``paper``: the paper's GPT2-rot 12/12/768 run; ``small``: a CPU-sized run for the small preset."""
+        paper = {"model": {"n_layers": 12, "n_heads": 12, "d_model": 768, "positional": "rot",
+                           "n_ctx": self.n_ctx, "d_vocab": self.d_vocab},
+                 "train": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05, "batch_size": 512,
+                           "steps": 100_000, "schedule": "cosine", "warmup_steps": 1000, "fresh_data": True}}
+        small = {"model": {"n_layers": 4, "n_heads": 4, "d_model": 128, "positional": "rot",
+                           "n_ctx": min(self.n_ctx, 256), "d_vocab": self.d_vocab},
+                 "train": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05, "batch_size": 32,
+                           "steps": 3000, "schedule": "cosine", "warmup_steps": 100, "fresh_data": True}}
+        return {"paper": paper, "small": small}
+
+    # ---- data ----------------------------------------------------------------------------------------------
+    def draw(self, rng: random.Random, config: IGSMConfig | None = None) -> Sample:
+        """One fresh sample (with retry sentences when the task has ``retry``)."""
+        p = generate(config or self.config, rng)
+        steps = with_retries(p, rng, self.retry_p, self.retry) if self.retry else p.steps
+        return Sample(p, steps, encode(p, self.tokenizer, steps, self.loss_on, self.mask_retry))
+
+    def _batch(self, rng: random.Random, batch_size: int, n_ctx: int) -> Batch:
+        tokens = torch.full((batch_size, n_ctx), self.tokenizer.pad, dtype=torch.long)
+        mask = torch.zeros((batch_size, n_ctx), dtype=torch.bool)
+        row, col = 0, 0
+        while row < batch_size:
+            e = self.draw(rng).encoded
+            n = len(e.ids)
+            if n > n_ctx:
+                continue
+            if col + n > n_ctx:
+                row, col = row + 1, 0
+                if row == batch_size:
+                    break
+            tokens[row, col : col + n] = torch.tensor(e.ids)
+            mask[row, col : col + n] = torch.tensor(e.loss_mask)
+            col += n
+        return Batch(tokens, mask)
+
+    def sample(self, n: int, seed: int = 0, **overrides: Any) -> SampleBatch:
+        """``n`` problems with text, ids, solution and ground truth; ``overrides`` change the config (e.g.
+        ``op=23, split="test"``)."""
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"IGSMTask.sample field 'n' = {n!r}: must be a positive int")
+        cfg = self.config.with_(**overrides) if overrides else self.config
+        rng = random.Random(f"igsm-sample:{seed}")
+        samples = [self.draw(rng, cfg) for _ in range(n)]
+        width = max(len(s.ids) for s in samples)
+        tokens = torch.full((n, width), self.tokenizer.pad, dtype=torch.long)
+        mask = torch.zeros((n, width), dtype=torch.bool)
+        for b, s in enumerate(samples):
+            tokens[b, : len(s.ids)] = torch.tensor(s.ids)
+            mask[b, : len(s.ids)] = torch.tensor(s.encoded.loss_mask)
+        return SampleBatch(samples, tokens, mask)
+
+    def eval_sets(self, n: int = 256, seed: int = 1234) -> dict[str, list[Problem]]:
+        """Held-out problems (test template split): in-distribution ``op<=max``, ``op=max``, each OOD op, and
+        ``reask`` (the ``op<=max`` problems asked about another parameter)."""
+        c = self.config.with_(split="test", op=None)
+        top = c.op_max
+        out: dict[str, list[Problem]] = {}
+        rng = random.Random(f"igsm-eval:{seed}")
+        out[f"op<={top}"] = [generate(c, rng) for _ in range(n)]
+        out[f"op={top}"] = [generate(c.with_(op=top), rng) for _ in range(n)]
+        for op in OOD_OPS[self.preset]:
+            out[f"op={op}"] = [generate(c.with_(op=op), rng) for _ in range(n)]
+        out["reask"] = [reask(p, rng) for p in out[f"op<={top}"]]
+        return out

@@ -1,0 +1,219 @@
+"""Step-by-step verification of a (model-written) solution against a problem's true dependency graph.
+
+Checks per sentence, in this order (the first failing check names the error kind):
+
+``parse``               not "Define <name> as <letter>; [<T> = <expr>;]* so <letter> = <expr>."
+``unknown_param``       <name> is no parameter of this problem
+``redefined``           the parameter was defined before
+``not_ready``           some true parent of the parameter is not defined yet (used before definition)
+``letter_reused``       the sentence's letter or a temporary's letter is not fresh
+``undefined_name``      an operand letter was never defined
+``wrong_dependency``    the parameters the sentence uses differ from the parameter's true parents
+``wrong_operand_value`` "a + b = 3 + 4": a number differs from its letter's value
+``wrong_arithmetic``    a binary operation (or "g = a = v") is wrong mod the modulus
+``wrong_value``         the arithmetic is right but the parameter's value is not its true value
+
+then for the whole solution: ``missing_query`` / ``query_not_last`` (the last defined parameter must be the query)
+and ``wrong_answer``. Retracted sentences "Define <name> as [BACK]." are skipped and counted.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tasks.igsm.generator import Problem
+from tasks.igsm.solution import LETTERS, OPS
+from tasks.igsm.structure import Param
+from tasks.igsm.tokenizer import Tokenizer
+
+ERROR_KINDS = (
+    "parse", "unknown_param", "redefined", "not_ready", "letter_reused", "undefined_name", "wrong_dependency",
+    "wrong_operand_value", "wrong_arithmetic", "wrong_value", "missing_query", "query_not_last", "wrong_answer",
+)
+_LETTERS = frozenset(LETTERS)
+
+
+@dataclass
+class StepRecord:
+    """An accepted or retracted sentence: its index among the written sentences, parameter and value."""
+
+    index: int
+    param: Param | None
+    letter: str | None
+    value: int | None
+    retracted: bool = False
+
+
+@dataclass
+class VerifyReport:
+    correct: bool
+    error_kind: str | None = None
+    error_step: int | None = None
+    message: str = ""
+    steps: list[StepRecord] = field(default_factory=list)
+    unnecessary_params: list[Param] = field(default_factory=list)
+    unnecessary_ops: int = 0
+    answer: int | None = None
+
+    @property
+    def accepted(self) -> list[StepRecord]:
+        return [s for s in self.steps if not s.retracted]
+
+    @property
+    def retracted(self) -> list[int]:
+        return [s.index for s in self.steps if s.retracted]
+
+    @property
+    def n_retracted(self) -> int:
+        return len(self.retracted)
+
+
+class _Fail(Exception):
+    def __init__(self, kind: str, message: str):
+        self.kind, self.message = kind, message
+
+
+def _split(ws: list[str], sep: str) -> list[list[str]]:
+    out: list[list[str]] = [[]]
+    for w in ws:
+        if w == sep:
+            out.append([])
+        else:
+            out[-1].append(w)
+    return out
+
+
+def _term(ws: list[str]):
+    if len(ws) != 1:
+        raise _Fail("parse", f"expected one operand, got {' '.join(ws)!r}")
+    w = ws[0]
+    if w.isdigit():
+        return int(w)
+    if w in _LETTERS:
+        return w
+    raise _Fail("parse", f"{w!r} is neither a number nor a letter")
+
+
+def _expr(segs: list[list[str]]):
+    """``segs`` after the defined letter: [res] | [term, res] | [t op t, n op n, res] -> (terms, op, nums, res)."""
+    res = segs[-1]
+    if len(res) != 1 or not res[0].isdigit():
+        raise _Fail("parse", f"result {' '.join(res)!r} is not a number")
+    if len(segs) == 1:
+        return [int(res[0])], None, None, int(res[0])
+    if len(segs) == 2:
+        return [_term(segs[0])], None, None, int(res[0])
+    if len(segs) == 3 and len(segs[0]) == 3 and len(segs[1]) == 3 and segs[0][1] in OPS and segs[0][1] == segs[1][1]:
+        nums = [segs[1][0], segs[1][2]]
+        if not all(n.isdigit() for n in nums):
+            raise _Fail("parse", f"calculation {' '.join(segs[1])!r} is not numeric")
+        return [_term(segs[0][:1]), _term(segs[0][2:])], segs[0][1], [int(n) for n in nums], int(res[0])
+    raise _Fail("parse", f"cannot read expression {' = '.join(' '.join(s) for s in segs)!r}")
+
+
+def verify(problem: Problem, output: str | list[str], answer: int | None = None) -> VerifyReport:
+    """Verify ``output``: the text after ``<SOL>`` (may include ``<ANS> v <EOS>``), or its word list.
+
+    ``answer`` overrides the one read after ``<ANS>``.
+    """
+    ws = Tokenizer.words(output) if isinstance(output, str) else list(output)
+    if "<ANS>" in ws:
+        cut = ws.index("<ANS>")
+        tail = [w for w in ws[cut + 1 :] if w not in ("<EOS>", "<PAD>")]
+        ws = ws[:cut]
+        if answer is None and len(tail) >= 1 and tail[0].isdigit():
+            answer = int(tail[0])
+    ws = [w for w in ws if w not in ("<SOL>", "<EOS>", "<PAD>")]
+    g, m = problem.graph, problem.graph.modulus
+    names = {tuple(Tokenizer.words(g.structure.param_name(a))): a for a in g.topo}
+    rep = VerifyReport(correct=False, answer=answer)
+    known: dict[Param, int] = {}
+    letter_val: dict[str, int] = {}
+    letter_param: dict[str, Param] = {}
+    sentences = _split(ws, ".")
+    if sentences[-1]:
+        sentences.append(["<unterminated>"])  # the last sentence lacks its period: reported as a parse error
+    sentences = sentences[:-1]
+    for idx, w in enumerate(sentences):
+        try:
+            if len(w) < 4 or w[0] != "Define":
+                raise _Fail("parse", f"sentence does not start with 'Define': {' '.join(w)!r}")
+            if w[-1] == "[BACK]":
+                if w[-2] != "as":
+                    raise _Fail("parse", "retracted sentence must read 'Define <name> as [BACK]'")
+                rep.steps.append(StepRecord(idx, names.get(tuple(w[1:-2])), None, None, retracted=True))
+                continue
+            if ";" not in w:
+                raise _Fail("parse", "missing ';' after the defined letter")
+            semi = w.index(";")
+            if semi < 4 or w[semi - 2] != "as" or w[semi - 1] not in _LETTERS:
+                raise _Fail("parse", "expected 'Define <name> as <letter>;'")
+            name, letter = tuple(w[1 : semi - 2]), w[semi - 1]
+            parts = [_split(p, "=") for p in _split(w[semi + 1 :], ";")]
+            *temp_parts, last = parts
+            if last[0] != ["so", letter]:
+                raise _Fail("parse", f"last part must start with 'so {letter} ='")
+            defs = []
+            for p in temp_parts:
+                if len(p) < 2 or len(p[0]) != 1 or p[0][0] not in _LETTERS:
+                    raise _Fail("parse", f"temporary must read '<letter> = ...', got {' '.join(sum(p, []))!r}")
+                defs.append((p[0][0], _expr(p[1:])))
+            defs.append((letter, _expr(last[1:])))
+            a = names.get(name)
+            if a is None:
+                raise _Fail("unknown_param", f"{' '.join(name)!r} is not a parameter of this problem")
+            if a in known:
+                raise _Fail("redefined", f"{' '.join(name)!r} was already defined")
+            parents = set(g.parents(a))
+            missing = [p for p in parents if p not in known]
+            if missing:
+                raise _Fail("not_ready", f"{' '.join(name)!r} needs {g.structure.param_name(missing[0])!r} first")
+            new = [t for t, _ in defs]
+            if len(set(new)) != len(new) or any(t in letter_val for t in new):
+                raise _Fail("letter_reused", f"letters {new} are not all fresh")
+            local: set[str] = set()
+            used: set[Param] = set()
+            for t, (terms, *_rest) in defs:
+                for x in terms:
+                    if isinstance(x, str):
+                        if x not in letter_val and x not in local:
+                            raise _Fail("undefined_name", f"letter {x!r} is used before it is defined")
+                        if x in letter_param:
+                            used.add(letter_param[x])
+                local.add(t)
+            if used != parents:
+                raise _Fail("wrong_dependency", f"uses {sorted(used)} but the true parents are {sorted(parents)}")
+            vals = dict(letter_val)
+            for t, (terms, op, nums, res) in defs:
+                tv = [vals[x] if isinstance(x, str) else x for x in terms]
+                if nums is not None and [n % m for n in nums] != [v % m for v in tv]:
+                    raise _Fail("wrong_operand_value", f"{t}: operands {nums} but their values are {tv}")
+                expect = OPS[op](tv[0], tv[1]) % m if op else tv[0] % m
+                if op or isinstance(terms[0], str):
+                    if res != expect:
+                        raise _Fail("wrong_arithmetic", f"{t}: {res} != {expect} (mod {m})")
+                vals[t] = res
+            if vals[letter] != g.values[a]:
+                raise _Fail("wrong_value", f"{' '.join(name)!r} = {vals[letter]} but its value is {g.values[a]}")
+        except _Fail as f:
+            rep.error_kind, rep.error_step, rep.message = f.kind, idx, f.message
+            break
+        for t, _ in defs:
+            letter_val[t] = vals[t]
+        letter_param[letter] = a
+        known[a] = vals[letter]
+        rep.steps.append(StepRecord(idx, a, letter, vals[letter]))
+    nece = set(g.order)
+    defined = [s.param for s in rep.accepted]
+    rep.unnecessary_params = [a for a in defined if a not in nece]
+    rep.unnecessary_ops = sum(g.op(a) for a in rep.unnecessary_params)
+    if rep.error_kind is None:
+        n = len(sentences)
+        if not defined or defined[-1] != g.query:
+            kind = "query_not_last" if g.query in known else "missing_query"
+            rep.error_kind, rep.error_step, rep.message = kind, n, "the last defined parameter is not the query"
+        elif answer is None or answer != g.values[g.query]:
+            rep.error_kind, rep.error_step = "wrong_answer", n
+            rep.message = f"answer {answer} but the query's value is {g.values[g.query]}"
+        else:
+            rep.correct = True
+    return rep
