@@ -66,12 +66,15 @@ class HookedPLM(WeightViews, HookedRootModule):
         loss_mask: torch.Tensor | None = None,
         targets: Int[torch.Tensor, "batch pos"] | None = None,
         past_kv_cache: KVCache | None = None,
+        stop_at_layer: int | None = None,
     ):
         """Run the model.
 
         ``return_type="loss"`` gives next-token cross-entropy for the causal model (optionally masked: see
         :func:`lm_loss`) and masked-LM cross-entropy over ``targets != -100`` for the bidirectional encoder.
         With ``past_kv_cache`` the tokens continue the cached positions (used by :meth:`generate`).
+        ``stop_at_layer=l`` returns the residual stream entering block ``l`` (as HookedTransformer), so probes
+        pay only for the layers they read.
         """
         tokens = self.to_tokens(input)
         offset = 0 if past_kv_cache is None else past_kv_cache.length
@@ -81,8 +84,10 @@ class HookedPLM(WeightViews, HookedRootModule):
         resid = self.hook_embed(self.embed(tokens))
         if self.cfg.positional == "abs":
             resid = resid + self.hook_pos_embed(self.pos_embed(pos, tokens.shape[0]))
-        for i, block in enumerate(self.blocks):
+        for i, block in enumerate(self.blocks[:stop_at_layer]):
             resid = block(resid, pos, None if past_kv_cache is None else past_kv_cache.entries[i])
+        if stop_at_layer is not None:
+            return resid
         if return_type is None:
             return None
         logits = self.unembed(self.ln_final(resid))

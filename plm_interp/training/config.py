@@ -10,7 +10,7 @@ import dataclasses
 import math
 import types
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from plm_interp.config import ConfigError
@@ -66,7 +66,8 @@ class TrainConfig:
     progress: bool = True  # tqdm bar on rank 0
 
     def __post_init__(self) -> None:
-        check_types(self, "train")
+        for name, value in check_types(type(self), dataclasses.asdict(self), "train").items():
+            setattr(self, name, value)
         self.betas = tuple(self.betas)
         self.decay_params = tuple(self.decay_params)
         for name in ("batch_size", "micro_batch_size", "max_steps", "max_tokens", "log_every", "prefetch_factor",
@@ -130,21 +131,23 @@ def check_known(cls: type, data: dict[str, Any], section: str) -> None:
                           f"{sorted(known)}")
 
 
-def check_types(obj: Any, section: str) -> None:
-    """Check every init field of a dataclass instance against its annotation; raise naming ``section.key``.
+def check_types(cls: type, data: dict[str, Any], section: str) -> dict[str, Any]:
+    """Check each value of ``data`` against the annotation of the same-named field of dataclass ``cls``.
 
-    Ints are accepted where floats are expected (TOML writes ``1`` for ``1.0``) and converted; bools are
-    never accepted as numbers. Lists are accepted for tuples (TOML and JSON have no tuples).
+    Returns the values converted where that is lossless: ints where floats are expected (TOML writes ``1``
+    for ``1.0``), lists where tuples are expected (TOML and JSON have no tuples). Bools are never numbers.
+    Raises :class:`ConfigError` naming ``section.key``, the value and the expected type.
     """
-    hints = typing.get_type_hints(type(obj))
-    for f in dataclasses.fields(obj):
-        if not f.init:
+    hints = typing.get_type_hints(cls)
+    out = {}
+    for name, value in data.items():
+        if name not in hints:
             continue
-        value = getattr(obj, f.name)
-        ok, converted = _conforms(value, hints[f.name])
+        ok, converted = _conforms(value, hints[name])
         if not ok:
-            raise ConfigError(f"{section}.{f.name} = {value!r} has the wrong type; expected {_type_name(hints[f.name])}")
-        setattr(obj, f.name, converted)
+            raise ConfigError(f"{section}.{name} = {value!r} has the wrong type; expected {_type_name(hints[name])}")
+        out[name] = converted
+    return out
 
 
 def _conforms(value: Any, hint: Any) -> tuple[bool, Any]:
@@ -186,7 +189,9 @@ def _conforms(value: Any, hint: Any) -> tuple[bool, Any]:
 
 
 def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+    if typing.get_origin(hint) is None and isinstance(hint, type):
+        return hint.__name__
+    return str(hint).replace("typing.", "")
 
 
 def _require(name: str, value: Any, predicate, message: str) -> None:

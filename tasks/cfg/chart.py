@@ -32,7 +32,8 @@ class Spans:
     sym: np.ndarray
     login: np.ndarray | None = None      # log inside probability
     count: np.ndarray | None = None      # object array of Python ints: number of parse trees
-    item: np.ndarray | None = None       # one complete item deriving the span (for parse trees)
+    item: np.ndarray | None = None       # one complete item deriving the span: step * item_base + index
+    item_base: int = 0
     key: np.ndarray | None = None        # start * n_sym + sym, sorted (the join key)
 
 
@@ -183,7 +184,7 @@ def _level(rt: RuleTable, child: Spans, n_sym: int, width: int, inside: bool, co
         big = max(len(it.start) for it, _, _ in parts) + 1
         code = np.concatenate([k * big + i for _, i, k in parts])
         spans.item = code[o]
-        spans.item_base = big  # type: ignore[attr-defined]
+        spans.item_base = big
     if inside:
         li = np.concatenate([it.login[i] for it, i, _ in parts]) + rt.logp[rule]
         li = li[order]

@@ -130,11 +130,13 @@ def verify(problem: Problem, output: str | list[str], answer: int | None = None)
     letter_val: dict[str, int] = {}
     letter_param: dict[str, Param] = {}
     sentences = _split(ws, ".")
-    if sentences[-1]:
-        sentences.append(["<unterminated>"])  # the last sentence lacks its period: reported as a parse error
-    sentences = sentences[:-1]
+    unterminated = bool(sentences[-1])  # the last sentence lacks its period: a parse error there
+    if not unterminated:
+        sentences.pop()
     for idx, w in enumerate(sentences):
         try:
+            if unterminated and idx == len(sentences) - 1:
+                raise _Fail("parse", "the last sentence has no period")
             if len(w) < 4 or w[0] != "Define":
                 raise _Fail("parse", f"sentence does not start with 'Define': {' '.join(w)!r}")
             if w[-1] == "[BACK]":

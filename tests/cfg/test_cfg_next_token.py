@@ -30,7 +30,7 @@ def test_matches_enumeration(g):
 
 def test_matches_prefix_inside_on_demo():
     g = load_builtin("demo")
-    batch = sample(g, 3, seed=0)
+    batch = sample(g, 2, seed=0)
     tables = next_token_logprobs(g, batch)
     for k, x in enumerate(batch.strings()):
         rows = next_token_by_prefix_inside(g, x.tolist(), range(len(x) + 1))

@@ -116,7 +116,8 @@ def test_other_error_kinds():
     assert verify(p, render(s, (p.answer + 1) % 23)).error_kind == "wrong_answer"
     assert verify(p, render(s[:1] + s, p.answer)).error_kind == "redefined"
     s2 = [list(w) for w in s]
-    s2[1][s2[1].index(";") - 1] = letter_of(s2[0])
+    old = letter_of(s2[1])
+    s2[1] = [letter_of(s2[0]) if w == old else w for w in s2[1]]
     assert verify(p, render(s2, p.answer)).error_kind == "letter_reused"
     assert verify(p, "Define what as ; so").error_kind == "parse"
     assert verify(p, p.solution_text.rstrip(".")).error_kind == "parse"

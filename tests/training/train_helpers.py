@@ -21,7 +21,7 @@ import torch
 from plm_interp import HookedPLM, preset_config
 from plm_interp.training import TaskSource, TrainConfig, Trainer
 from plm_interp.training.data import derived_seed
-from tasks.base import Batch, Task
+from tasks.base import Batch, Task, register_task
 
 VOCAB, N_CTX = 16, 16
 
@@ -50,6 +50,9 @@ class CountTask(Task):
             tokens = (first + torch.arange(n_ctx)) % self.vocab
             loss_mask = torch.rand(batch_size, n_ctx, generator=g) < 0.8
             yield Batch(tokens=tokens, loss_mask=loss_mask)
+
+
+register_task(CountTask.kind, CountTask.from_spec)
 
 
 def tiny_model(seed: int = 0) -> HookedPLM:

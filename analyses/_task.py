@@ -1,0 +1,30 @@
+"""Finding and checking the task an analysis runs on."""
+from __future__ import annotations
+
+import tasks
+
+
+def resolve_task(model, task=None, kind: str | None = None):
+    """``task`` if given (a Task or a spec dict), else the task recorded in ``model.cfg.task``.
+
+    Refuses a task whose vocabulary does not fit the model, or of the wrong kind for the analysis.
+    """
+    if task is None:
+        spec = getattr(model.cfg, "task", None)
+        if spec is None:
+            raise ValueError("the model records no task (model.cfg.task is None); pass task=... explicitly")
+        task = tasks.from_spec(spec)
+    elif isinstance(task, dict):
+        task = tasks.from_spec(task)
+    if kind is not None and getattr(task, "kind", None) != kind:
+        raise ValueError(f"this analysis needs a {kind!r} task, got {getattr(task, 'kind', type(task).__name__)!r}")
+    if task.d_vocab > model.cfg.d_vocab:
+        raise ValueError(f"task vocabulary ({task.d_vocab} ids) does not fit the model's d_vocab = {model.cfg.d_vocab}")
+    return task
+
+
+def random_init_like(model, seed: int = 12345):
+    """The same architecture with fresh random weights: the paper's random-init control."""
+    from plm_interp import HookedPLM
+
+    return HookedPLM(model.cfg.replace(seed=seed)).to(model.W_E.device).eval()

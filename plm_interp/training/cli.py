@@ -1,0 +1,120 @@
+"""``plm-interp train TASK [--preset NAME] [--config FILE] [--set section.key=value ...] [--run-dir DIR] [--resume]``
+
+Validates the whole configuration first (nothing is generated or written before that), saves the resolved
+config as ``RUN_DIR/config.json``, trains, and writes the final model to ``RUN_DIR/final/`` with its task
+recorded in ``cfg.task``. Under ``torchrun`` every rank runs this same command. See docs/training.md.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from plm_interp.config import ConfigError
+from plm_interp.training import runconfig
+
+CONFIG_NAME = "config.json"
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train a model on a task (fresh data, checkpoints, resume, DDP)",
+                       description=__doc__.split("\n\n")[1])
+    p.add_argument("task", help="task kind, e.g. cfg or igsm")
+    p.add_argument("--preset", help="start from the task's training preset (task.presets(), e.g. small)")
+    p.add_argument("--config", help="TOML file with [task], [model], [train] sections (or a saved config.json)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                   help="override one value, e.g. --set train.lr=1e-3 --set model.preset=small")
+    p.add_argument("--run-dir", help="run directory (default: runs/TASK-YYYYmmdd-HHMMSS)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run in --run-dir from its newest valid checkpoint (or start it)")
+    p.set_defaults(func=run)
+
+
+#: train keys that change how a run is executed or reported, not its result; they may differ on --resume
+RUNTIME_KEYS = {"progress", "tensorboard", "num_workers", "prefetch_factor", "log_every", "eval_every",
+                "ckpt_every", "keep_checkpoints", "device", "compile"}
+
+
+def run(args) -> int:
+    run_dir = _run_dir(args)
+    saved_path = run_dir / CONFIG_NAME
+    saved = runconfig.load_file(saved_path) if saved_path.is_file() else None
+    if saved is not None and not args.resume:
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it, or another --run-dir")
+    if saved is None and run_dir.is_dir() and any(run_dir.iterdir()) and not args.resume:
+        raise ConfigError(f"--run-dir {run_dir} exists and is not empty")
+    # On resume the saved config is the base; what the command line gives must agree with it.
+    layers = runconfig.merge(saved or {}, _layers(args))
+    cfg = runconfig.resolve(args.task, layers)
+    resolved = json.loads(json.dumps(cfg.to_dict()))  # as it will read back from config.json
+    if saved is not None:
+        _check_same(saved, resolved, saved_path)
+    return _train(cfg, resolved, run_dir, args.resume)
+
+
+def _train(cfg: runconfig.RunConfig, resolved: dict, run_dir: Path, resume: bool) -> int:
+    from plm_interp.checkpoint import save_model
+    from plm_interp.io import atomic_write_json
+    from plm_interp.model import HookedPLM
+    from plm_interp.training import distributed
+    from plm_interp.training.data import TaskSource
+    from plm_interp.training.trainer import Trainer
+
+    info = distributed.init_from_env(cfg.train.device)
+    if info.is_main:
+        atomic_write_json(run_dir / CONFIG_NAME, resolved)
+    model = HookedPLM(cfg.model)
+    trainer = Trainer(model, TaskSource(cfg.task, cfg.model.n_ctx), cfg.train, run_dir, dist_info=info)
+    if info.is_main:
+        n_params = sum(p.numel() for p in model.parameters())
+        print(f"[train] {cfg.task.kind} → {run_dir}  ({n_params:,} parameters, {trainer.total_steps} steps of "
+              f"{cfg.train.batch_size}×{cfg.model.n_ctx} tokens, {info.world_size} process(es), "
+              f"{trainer.device})", file=sys.stderr)
+    result = trainer.fit(resume=resume)
+    if info.is_main:
+        save_model(model, run_dir / "final")
+        print(f"[train] done: step {result.step}, loss {result.loss if result.loss is None else round(result.loss, 4)}"
+              f", final model in {run_dir / 'final'}", file=sys.stderr)
+    distributed.barrier(info)
+    distributed.shutdown(info)
+    return 0
+
+
+def _layers(args) -> dict:
+    import tasks
+
+    file_layer = runconfig.load_file(args.config) if args.config else {}
+    set_layer: dict = {s: {} for s in runconfig.SECTIONS}
+    for item in args.overrides:
+        section, key, value = runconfig.parse_override(item)
+        set_layer[section][key] = value
+    preset_layer = {}
+    if args.preset:
+        # The preset belongs to the task as configured by the file and overrides (e.g. which grammar).
+        spec = {**runconfig.merge(file_layer, set_layer)["task"], "kind": args.task}
+        try:
+            preset_layer = runconfig.preset_layer(tasks.from_spec(spec), args.preset)
+        except ValueError as exc:
+            raise ConfigError(f"[task]: {exc}") from exc
+    return runconfig.merge(preset_layer, file_layer, set_layer)
+
+
+def _run_dir(args) -> Path:
+    if args.run_dir:
+        return Path(args.run_dir)
+    if args.resume:
+        raise ConfigError("--resume needs --run-dir (the run to continue)")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise ConfigError("under torchrun give --run-dir, so that every rank writes to the same run")
+    return Path("runs") / f"{args.task}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def _check_same(saved: dict, resolved: dict, path: Path) -> None:
+    diffs = [f"{s}.{k}: saved {saved[s].get(k)!r}, now {resolved[s].get(k)!r}"
+             for s in resolved for k in sorted(set(resolved[s]) | set(saved[s]))
+             if saved[s].get(k) != resolved[s].get(k) and not (s == "train" and k in RUNTIME_KEYS)]
+    if diffs:
+        raise ConfigError(f"--resume with settings that differ from {path}: {diffs}; a resumed run must "
+                          f"train the same way (only train.{{{', '.join(sorted(RUNTIME_KEYS))}}} may change)")

@@ -1,0 +1,151 @@
+"""A run's configuration: ``[task]``, ``[model]``, ``[train]`` from a preset, a file and ``--set`` overrides.
+
+Layers, later wins: the task's training preset (``task.presets()[name]``, optional) → the config file
+(TOML, or the JSON ``config.json`` a previous run saved) → ``--set section.key=value``. Everything is
+validated here, before any data is generated or file written, and every error names ``section.key``.
+
+``[model]`` holds :class:`~plm_interp.config.PLMConfig` fields, optionally ``preset = "small"`` (a size from
+:data:`~plm_interp.config.PRESETS`) plus overrides; ``d_vocab`` defaults to the task's, ``n_ctx`` to the
+task's ``n_ctx`` attribute if it has one, ``seed`` to ``train.seed``; ``task`` is always ``task.spec()``.
+"""
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from plm_interp.config import PRESETS, ConfigError, PLMConfig
+from plm_interp.training.config import TrainConfig, check_known, check_types
+
+SECTIONS = ("task", "model", "train")
+#: Keys some task presets use for things the trainer always does, or under another name.
+_PRESET_ALIASES = {"steps": "max_steps"}
+_PRESET_IMPLIED = {"optimizer": "adamw", "fresh_data": True}
+
+
+@dataclass
+class RunConfig:
+    task: Any  # a tasks.base.Task
+    model: PLMConfig
+    train: TrainConfig
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """The resolved config, in the file format (re-loadable with ``--config config.json``)."""
+        model = {k: v for k, v in self.model.to_dict().items() if k != "task"}
+        return {"task": self.task.spec(), "model": model, "train": self.train.to_dict()}
+
+
+def load_file(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Read a TOML (or JSON) config file into sections; unknown sections are refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} not found")
+    text = path.read_text()
+    try:
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"config file {path}: {exc}") from exc
+    return _sections(data, str(path))
+
+
+def parse_override(item: str) -> tuple[str, str, Any]:
+    """``"train.lr=1e-3"`` → ``("train", "lr", 0.001)``. Values are TOML (``[0.9, 0.95]``, ``true``, ``"x"``);
+    a bare word that is not valid TOML is taken as a string (``--set task.grammar=cfg3f``)."""
+    key, sep, raw = item.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not sep or not dot or not name:
+        raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. train.lr=1e-3")
+    if section not in SECTIONS:
+        raise ConfigError(f"--set {item!r}: unknown section {section!r}; sections: {list(SECTIONS)}")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return section, name.strip(), value
+
+
+def merge(*layers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    for layer in layers:
+        for section, values in layer.items():
+            out[section].update(values)
+    return out
+
+
+def resolve(kind: str, layers: dict[str, dict[str, Any]]) -> RunConfig:
+    """Build and validate task, model config and train config from merged sections."""
+    import tasks
+
+    task_fields = dict(layers["task"])
+    if task_fields.pop("kind", kind) != kind:
+        raise ConfigError(f"task.kind = {layers['task']['kind']!r} disagrees with the command's task {kind!r}")
+    if kind not in tasks.task_names():
+        raise ConfigError(f"task {kind!r} is not a registered task; known: {tasks.task_names()}")
+    spec = {"kind": kind, **task_fields}
+    try:
+        task = tasks.from_spec(spec)
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"[task]: {exc}") from exc
+    unknown = sorted(set(task_fields) - set(task.spec()))
+    if unknown:
+        raise ConfigError(f"unknown key(s) {[f'task.{k}' for k in unknown]} for task {kind!r}; "
+                          f"known: {sorted(set(task.spec()) - {'kind'})}")
+    train_cfg = TrainConfig.from_dict(dict(layers["train"]))
+    return RunConfig(task, _model_config(dict(layers["model"]), task, train_cfg), train_cfg)
+
+
+def preset_layer(task, name: str) -> dict[str, dict[str, Any]]:
+    """The task's training preset ``name`` as config sections (``task.presets()``)."""
+    presets = task.presets()
+    if name not in presets:
+        raise ConfigError(f"--preset {name!r}: task {task.kind!r} has presets {sorted(presets)}")
+    layer = _sections(presets[name], f"preset {name!r}")
+    train = {}
+    for key, value in layer["train"].items():
+        if _PRESET_IMPLIED.get(key, object()) == value:
+            continue
+        train[_PRESET_ALIASES.get(key, key)] = value
+    layer["train"] = train
+    return layer
+
+
+def _model_config(fields: dict[str, Any], task, train_cfg: TrainConfig) -> PLMConfig:
+    size = fields.pop("preset", None)
+    if size is not None and size not in PRESETS:
+        raise ConfigError(f"model.preset = {size!r} is not one of {sorted(PRESETS)}")
+    if "task" in fields:
+        raise ConfigError("model.task cannot be set: it is always the [task] section's task spec")
+    check_known(PLMConfig, fields, "model")
+    fields = check_types(PLMConfig, fields, "model")
+    fields = {**(PRESETS[size] if size else {}), **fields}
+    fields.setdefault("d_vocab", task.d_vocab)
+    if "n_ctx" not in fields:
+        if not isinstance(getattr(task, "n_ctx", None), int):
+            raise ConfigError(f"model.n_ctx is required for task {task.kind!r} (e.g. --set model.n_ctx=256)")
+        fields["n_ctx"] = task.n_ctx
+    fields.setdefault("seed", train_cfg.seed)
+    missing = [k for k in ("d_model", "n_layers", "n_heads") if k not in fields]
+    if missing:
+        raise ConfigError(f"model: give a size preset (model.preset = one of {sorted(PRESETS)}) or the fields "
+                          f"{['model.' + k for k in missing]}")
+    if fields["d_vocab"] < task.d_vocab:
+        raise ConfigError(f"model.d_vocab = {fields['d_vocab']} is smaller than the task's vocabulary "
+                          f"({task.d_vocab} tokens)")
+    try:
+        return PLMConfig(**fields, task=task.spec())
+    except ConfigError as exc:
+        raise ConfigError(f"model: {exc}") from exc
+
+
+def _sections(data: Any, source: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a table of sections {list(SECTIONS)}")
+    unknown = sorted(set(data) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(f"{source}: unknown section(s) {unknown}; sections: {list(SECTIONS)}")
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{source}: [{section}] must be a table of key = value")
+    return {s: dict(data.get(s, {})) for s in SECTIONS}

@@ -1,0 +1,104 @@
+"""Retry data (Part 2.2) and the IGSMTask contract."""
+import random
+
+import pytest
+import torch
+
+import tasks
+from tasks.igsm import PRESETS, IGSMTask, generate, get_tokenizer, verify, with_retries
+from tasks.igsm.sequence import encode
+from tasks.igsm.text import step_sentence
+
+
+@pytest.mark.parametrize("mode", ["perfect", "weak", "miss"])
+def test_retry_data_verifies_and_inserts_the_right_parameters(mode):
+    rng = random.Random(0)
+    tok = get_tokenizer(23)
+    total = 0
+    for _ in range(40):
+        p = generate(PRESETS["med"], rng)
+        steps = with_retries(p, rng, 0.5, mode)
+        text = ". ".join(step_sentence(p.structure, s) for s in steps) + f". <ANS> {p.answer}"
+        rep = verify(p, text)
+        assert rep.correct and rep.n_retracted == sum(s.back for s in steps)
+        total += rep.n_retracted
+        known = set()
+        later = [s.param for s in p.steps]
+        for s in steps:
+            if s.back:
+                if mode == "perfect":
+                    assert not set(p.graph.parents(s.param)) <= known and s.param not in known
+                elif mode == "weak":
+                    assert s.param in later[len(known) + 1:]
+                else:
+                    assert s.param not in known
+            else:
+                known.add(s.param)
+        e = encode(p, tok, steps, mask_retry=True)
+        assert all(not e.loss_mask[i] for i in e.retry_tokens)
+        n_name = sum(len(tok.encode(p.structure.param_name(s.param))) for s in steps if s.back)
+        assert len(e.retry_tokens) == n_name
+    assert total > 20
+
+
+def test_retry_p_zero_and_bad_input():
+    p = generate(PRESETS["small"], random.Random(0))
+    assert with_retries(p, random.Random(0), 0.0) == p.steps
+    with pytest.raises(ValueError, match="'mode' = 'x'"):
+        with_retries(p, random.Random(0), 0.5, "x")
+    with pytest.raises(ValueError, match="'p' = 1.5"):
+        with_retries(p, random.Random(0), 1.5)
+
+
+def test_task_contract():
+    task = IGSMTask("small")
+    assert tasks.from_spec(task.spec()) == task
+    t2 = IGSMTask("med", retry="weak", retry_p=0.1, fmt="qp", op_max=10)
+    assert tasks.from_spec(t2.spec()) == t2 and t2.config.fmt == "qp"
+    b0 = list(zip(range(3), task.batches(4, 128, seed=5)))
+    b2 = next(task.batches(4, 128, seed=5, start=2))
+    assert torch.equal(b0[2][1].tokens, b2.tokens) and torch.equal(b0[2][1].loss_mask, b2.loss_mask)
+    b = b0[0][1]
+    assert b.tokens.shape == (4, 128) and b.tokens.max() < task.d_vocab
+    tok = task.tokenizer
+    for row in range(4):  # the loss covers exactly the tokens after <SOL> up to <EOS>
+        ids, m = b.tokens[row].tolist(), b.loss_mask[row].tolist()
+        inside = False
+        for t, mk in zip(ids, m):
+            if t == tok.sol:
+                assert not mk
+                inside = True
+                continue
+            assert mk == inside
+            if t == tok.eos:
+                inside = False
+    assert set(task.presets()) == {"paper", "small"}
+    assert task.presets()["paper"]["train"]["lr"] == 2e-3
+
+
+def test_sample_and_eval_sets():
+    task = IGSMTask("med")
+    s = task.sample(3, seed=1, op=7)
+    assert s.tokens.shape[0] == 3 and all(x.problem.op == 7 for x in s.samples)
+    assert task.tokenizer.decode(s.samples[0].ids) == s.samples[0].text
+    ev = IGSMTask("small").eval_sets(n=4)
+    assert set(ev) == {"op<=4", "op=4", "op=5", "op=6", "reask"}
+    assert all(p.split == "test" for k, ps in ev.items() if k != "reask" for p in ps)
+    assert all(p.op == 6 for p in ev["op=6"])
+
+
+@pytest.mark.parametrize("kw,field", [({"retry": "x"}, "retry"), ({"retry_p": 2}, "retry_p"),
+                                      ({"loss_on": "q"}, "loss_on"), ({"modulus": 1}, "modulus")])
+def test_task_bad_input(kw, field):
+    with pytest.raises(ValueError, match=f"'{field}'"):
+        IGSMTask("small", **kw)
+    with pytest.raises(ValueError, match="'preset'"):
+        IGSMTask("huge")
+
+
+@pytest.mark.slow
+def test_windows_fit_paper_problems():
+    for preset in ("med", "hard"):
+        task = IGSMTask(preset)
+        b = next(task.batches(16, seed=0))
+        assert b.tokens.shape == (16, task.n_ctx) and (b.tokens != 0).float().mean() > 0.5
