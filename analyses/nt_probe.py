@@ -115,7 +115,7 @@ def nt_probe(
         if not 0 <= l < depth:
             raise ValueError(f"level {l} does not exist: the grammar has NT levels 0..{depth - 1} (0 = root)")
     if n_train < 1 or n_test < 1:
-        raise ValueError(f"n_train = {n_train} and n_test = {n_test} must be >= 1 (an empty dataset cannot be probed)")
+        raise ValueError(f"n_train = {n_train}, n_test = {n_test}: an empty dataset cannot be probed (need >= 1)")
     train, test = task.sample(n_train, seed=seed), task.sample(n_test, seed=seed + 1)
     if train.tokens.shape[1] > model.cfg.n_ctx or test.tokens.shape[1] > model.cfg.n_ctx:
         raise ValueError(f"strings of up to {max(train.tokens.shape[1], test.tokens.shape[1])} tokens exceed the "

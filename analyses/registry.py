@@ -58,11 +58,15 @@ def get(name: str) -> Callable[..., Any]:
     return _ANALYSES[name]
 
 
+def check_options(name: str, options: dict[str, Any]) -> None:
+    """Refuse options the analysis does not take, naming them (before any model is loaded)."""
+    params = set(inspect.signature(get(name)).parameters) - {"model", "task"}
+    unknown = sorted(set(options) - params)
+    if unknown:
+        raise ValueError(f"analysis {name!r} has no option(s) {unknown}; options: {sorted(params)}")
+
+
 def run(name: str, model, task=None, **options):
     """Run a registered analysis by name (options are checked against its signature first)."""
-    fn = get(name)
-    params = inspect.signature(fn).parameters
-    unknown = sorted(set(options) - set(params))
-    if unknown:
-        raise ValueError(f"analysis {name!r} has no option(s) {unknown}; options: {sorted(set(params) - {'model', 'task'})}")
-    return fn(model, task, **options)
+    check_options(name, options)
+    return get(name)(model, task, **options)

@@ -77,7 +77,7 @@ def fit_probes(
 def _loss(fit: ProbeFit, acts, valid, labels) -> torch.Tensor:
     logits = fit.probe(acts, valid)
     loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-1)
-    fit.losses.append(float(loss))
+    fit.losses.append(float(loss.detach()))
     return loss
 
 

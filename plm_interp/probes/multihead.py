@@ -28,25 +28,28 @@ class MultiHeadLinearProbe(nn.Module):
         self.f = nn.Linear(d_model, n_heads * n_classes)
         self.P = nn.Parameter(torch.randn(n_ctx, n_heads, width) * width**-0.5) if mode != "diagonal" else None
 
-    def mixing(self, valid: Bool[torch.Tensor, "batch pos"]) -> Float[torch.Tensor, "batch head pos pos"]:
-        """``w[b, r, i, k]``: how much head r of position i reads from position k."""
-        n = valid.shape[1]
+    def mixing(self, n: int, device=None) -> Float[torch.Tensor, "head pos pos"]:
+        """``w[r, i, k]``: how much head r of position i reads from position k (before padding is removed)."""
         if self.mode == "diagonal":
-            return torch.eye(n, device=valid.device).expand(valid.shape[0], self.n_heads, n, n)
+            return torch.eye(n, device=device).expand(self.n_heads, n, n)
         P = self.P[:n]
         logits = torch.einsum("irw,krw->rik", P, P)
-        allowed = valid[:, None, None, :].expand(-1, 1, n, -1)
         if self.mode == "tridiagonal":
-            idx = torch.arange(n, device=valid.device)
-            allowed = allowed & ((idx[:, None] - idx[None, :]).abs() <= 1)
-        allowed = allowed | torch.eye(n, dtype=torch.bool, device=valid.device)  # never an empty row
-        return torch.softmax(logits[None].masked_fill(~allowed, float("-inf")), dim=-1)
+            idx = torch.arange(n, device=P.device)
+            logits = logits.masked_fill((idx[:, None] - idx[None, :]).abs() > 1, float("-inf"))
+        return torch.softmax(logits, dim=-1)
 
     def forward(
         self, resid: Float[torch.Tensor, "batch pos d_model"], valid: Bool[torch.Tensor, "batch pos"]
     ) -> Float[torch.Tensor, "batch pos n_classes"]:
+        """Scores per position. Keys where ``valid`` is False (padding) get no weight: the softmax restricted to
+        valid keys equals the full softmax renormalised over them, so no ``[batch, head, pos, pos]`` tensor is built."""
         b, n, _ = resid.shape
         per_head = self.f(resid).view(b, n, self.n_heads, self.n_classes)
         if self.mode == "diagonal":
             return per_head.sum(2)
-        return torch.einsum("brik,bkrc->bic", self.mixing(valid), per_head)
+        w = self.mixing(n)
+        v = valid.to(per_head.dtype)
+        num = torch.einsum("rik,bkrc->birc", w, per_head * v[:, :, None, None])
+        den = torch.einsum("rik,bk->bir", w, v).clamp_min(1e-30)
+        return (num / den[..., None]).sum(2)

@@ -55,6 +55,19 @@ class CountTask(Task):
 register_task(CountTask.kind, CountTask.from_spec)
 
 
+class SequenceSource:
+    """Batch ``i`` of size ``b`` holds sequences ``i*b .. i*b+b-1`` of one fixed sequence stream, without a
+    loss mask: so 4 batches of 2 are exactly 1 batch of 8 (for gradient-accumulation equivalence)."""
+
+    n_ctx = N_CTX
+
+    def __call__(self, batch_size: int, seed: int, start: int = 0) -> Iterator[Batch]:
+        for i in itertools.count(start):
+            firsts = [torch.randint(0, VOCAB, (1,), generator=torch.Generator().manual_seed(derived_seed(seed, j)))
+                      for j in range(i * batch_size, (i + 1) * batch_size)]
+            yield Batch(tokens=(torch.stack(firsts) + torch.arange(self.n_ctx)) % VOCAB)
+
+
 def tiny_model(seed: int = 0) -> HookedPLM:
     return HookedPLM(preset_config("tiny", d_vocab=VOCAB, n_ctx=N_CTX, positional="rot", seed=seed))
 
@@ -112,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--kill-at", type=int, default=None)
     p.add_argument("--kill-phase", default="step")
+    p.add_argument("--source", choices=["count", "seq"], default="count")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     callbacks: list = []
@@ -119,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
         _install_kill(args.kill_phase, args.kill_at, callbacks)
     cfg = small_config(max_steps=args.steps, batch_size=args.batch, micro_batch_size=args.micro,
                        num_workers=args.workers, eval_every=1 if callbacks else 0)
-    trainer = Trainer(tiny_model(), source(), cfg, args.run_dir, callbacks=callbacks)
+    data = source() if args.source == "count" else SequenceSource()
+    trainer = Trainer(tiny_model(), data, cfg, args.run_dir, callbacks=callbacks)
     trainer.fit(resume=True)
     if trainer.info.is_main:
         from safetensors.torch import save_file

@@ -1,0 +1,85 @@
+"""``plm-interp train``: validation before anything is written, saved config, final model with its task, resume."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import train_helpers  # noqa: F401  (registers the count_test task)
+
+from plm_interp.checkpoint import load_model
+from plm_interp.cli import main
+
+BASE = ["--set", "model.preset=tiny", "--set", "model.n_ctx=16", "--set", "train.max_steps=4",
+        "--set", "train.batch_size=4", "--set", "train.progress=false", "--set", "train.ckpt_every=2"]
+
+
+def test_train_writes_the_documented_run_dir(tmp_path):
+    run_dir = tmp_path / "run"
+    assert main(["train", "count_test", *BASE, "--run-dir", str(run_dir)]) == 0
+    assert {p.name for p in run_dir.iterdir()} == {"config.json", "metrics.jsonl", "checkpoints", "final"}
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["task"] == {"kind": "count_test", "vocab": 16} and saved["train"]["max_steps"] == 4
+    model = load_model(run_dir / "final")
+    assert model.cfg.task == {"kind": "count_test", "vocab": 16}
+
+
+@pytest.mark.parametrize("override, key", [
+    ("train.lr=fast", "train.lr"),
+    ("train.lr=-1", "train.lr"),
+    ("train.learning_rate=1", "train.learning_rate"),
+    ("model.n_heads=3", "n_heads"),
+    ("model.d_model=big", "model.d_model"),
+    ("task.vocabulary=4", "task.vocabulary"),
+])
+def test_bad_values_are_refused_before_anything_is_written(tmp_path, capsys, override, key):
+    run_dir = tmp_path / "run"
+    assert main(["train", "count_test", *BASE, "--set", override, "--run-dir", str(run_dir)]) == 2
+    assert key in capsys.readouterr().err
+    assert not run_dir.exists()
+
+
+def test_config_file_and_override_precedence(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('[model]\npreset = "tiny"\nn_ctx = 16\n[train]\nmax_steps = 3\nbatch_size = 4\n'
+                      "progress = false\nlr = 0.01\n")
+    run_dir = tmp_path / "run"
+    assert main(["train", "count_test", "--config", str(config), "--set", "train.lr=0.002",
+                 "--run-dir", str(run_dir)]) == 0
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert saved["train"]["lr"] == 0.002 and saved["train"]["max_steps"] == 3
+    # the saved config reproduces the run
+    assert main(["train", "count_test", "--config", str(run_dir / "config.json"),
+                 "--run-dir", str(tmp_path / "again")]) == 0
+
+
+def test_resume_rules(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    args = ["train", "count_test", *BASE, "--run-dir", str(run_dir)]
+    assert main(args) == 0
+    assert main(args) == 2 and "--resume" in capsys.readouterr().err  # never overwrite a run
+    assert main([*args, "--resume", "--set", "train.lr=0.1"]) == 2
+    assert "train.lr" in capsys.readouterr().err  # a resumed run must train the same way
+    assert main(["train", "count_test", "--run-dir", str(run_dir), "--resume",
+                 "--set", "train.log_every=1"]) == 0  # saved config, runtime key changed
+
+
+def test_task_preset_layer(tmp_path):
+    from plm_interp.training import runconfig
+
+    class Fake:
+        kind = "fake"
+
+        def presets(self):
+            return {"small": {"model": {"n_layers": 1}, "train": {"steps": 7, "optimizer": "adamw"}}}
+    layer = runconfig.preset_layer(Fake(), "small")
+    assert layer["train"] == {"max_steps": 7} and layer["model"] == {"n_layers": 1}
+    with pytest.raises(ValueError, match="small"):
+        runconfig.preset_layer(Fake(), "huge")
+
+
+def test_real_cfg_task_if_present(tmp_path):
+    pytest.importorskip("tasks.cfg")
+    run_dir = tmp_path / "cfg"
+    assert main(["train", "cfg", "--set", "task.grammar=demo", *BASE, "--set", "model.n_ctx=32",
+                 "--run-dir", str(run_dir)]) == 0
+    assert load_model(run_dir / "final").cfg.task["grammar"] == "demo"
