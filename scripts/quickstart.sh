@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PLM_EXTRA="${PLM_EXTRA:-dev}" bash scripts/setup.sh
-exec "${PLM_VENV:-.venv}/bin/plm-interp" info "$@"
+exec "${PLM_VENV:-.venv}/bin/plm-interp" quickstart "$@"
