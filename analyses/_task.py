@@ -28,3 +28,11 @@ def random_init_like(model, seed: int = 12345):
     from plm_interp import HookedPLM
 
     return HookedPLM(model.cfg.replace(seed=seed)).to(model.W_E.device).eval()
+
+
+def subjects(model, controls: bool, seed: int) -> dict:
+    """``{"trained": model}`` plus, with ``controls``, the random-init control every probe analysis reports."""
+    out = {"trained": model.eval()}
+    if controls:
+        out["random-init"] = random_init_like(model, seed=seed + 777)
+    return out

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from analyses._task import random_init_like, resolve_task
+from analyses._task import resolve_task, subjects as control_subjects
 from analyses.registry import register
 from analyses.result import AnalysisResult
 from plm_interp.probes import MultiHeadLinearProbe, ProbeFit, check_layer, fit_probes, predict
@@ -120,9 +120,7 @@ def nt_probe(
     if train.tokens.shape[1] > model.cfg.n_ctx or test.tokens.shape[1] > model.cfg.n_ctx:
         raise ValueError(f"strings of up to {max(train.tokens.shape[1], test.tokens.shape[1])} tokens exceed the "
                          f"model's n_ctx = {model.cfg.n_ctx}")
-    subjects = {"trained": model.eval()}
-    if controls:
-        subjects["random-init"] = random_init_like(model, seed=seed + 777)
+    subjects = control_subjects(model, controls, seed)
     records = []
     for name, subject in subjects.items():
         for layer in layer_list:

@@ -21,9 +21,9 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import nn
 
-from analyses._igsm_common import check_positive, eval_problems, greedy_generate, igsm_task, param_names, \
+from analyses._igsm_common import check_positive, eval_problems, greedy_generate, igsm_task, \
     sentence_spans, verify_ids
-from analyses._task import random_init_like
+from analyses._task import subjects as control_subjects
 from analyses.registry import register
 from analyses.result import AnalysisResult
 from analyses.v_probe import layer_list
@@ -186,9 +186,7 @@ def regret_probe(model, task=None, layer: int | list[int] | str | None = None, n
     ids = greedy_generate(model, gen_problems, task.tokenizer, max_new_tokens, progress, desc="regret_probe generate")
     wrong, right = first_mistakes(model, task, gen_problems, ids)
     te_seqs, te_pos, te_y = regret_examples(task, test, per_problem, seed + 1)
-    subjects = {"trained": model.eval()}
-    if controls:
-        subjects["random-init"] = random_init_like(model, seed=seed + 777)
+    subjects = control_subjects(model, controls, seed)
     records = []
     for name, subject in subjects.items():
         for l in layers:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from plm_interp.io import atomic_path, atomic_write_bytes, atomic_write_json
+from plm_interp.io import atomic_write_bytes, atomic_write_json
 
 
 def _plain(x: Any) -> Any:

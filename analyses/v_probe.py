@@ -27,7 +27,7 @@ from jaxtyping import Float, Int
 from torch import nn
 
 from analyses._igsm_common import check_positive, igsm_task
-from analyses._task import random_init_like
+from analyses._task import subjects as control_subjects
 from analyses.registry import register
 from analyses.result import AnalysisResult
 from plm_interp.probes import check_layer
@@ -303,9 +303,7 @@ def v_probe(
     test = probe_examples(task, [x.problem for x in task.sample(n_test, seed=seed + 1).samples], probe, per_problem, seed + 1, balanced)
     check_fits(model, train)
     check_fits(model, test)
-    subjects = {"trained": model.eval()}
-    if controls:
-        subjects["random-init"] = random_init_like(model, seed=seed + 777)
+    subjects = control_subjects(model, controls, seed)
     records = []
     for name, subject in subjects.items():
         for l in layers:

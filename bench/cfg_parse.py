@@ -11,7 +11,6 @@ import time
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np
 
 from tasks.cfg import accepts, load_builtin, next_token_logprobs, sample
 
