@@ -1,6 +1,6 @@
 """Slow tier (CPU scale, minutes): a small model trained on IGSMTask("small") and analysed.
 
-Run: ``/tmp/venv/bin/python -m pytest tests/analyses_part2 -m slow -q``. The figures recorded in
+Run: ``bash scripts/test.sh tests/analyses_part2 -m slow``. The figures recorded in
 docs/part2_analyses.md come from the same recipe with more steps (see there).
 """
 from __future__ import annotations
