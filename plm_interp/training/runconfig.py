@@ -88,7 +88,9 @@ def resolve(kind: str, layers: dict[str, dict[str, Any]]) -> RunConfig:
         task = tasks.from_spec(spec)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"[task]: {exc}") from exc
-    unknown = sorted(set(task_fields) - set(task.spec()))
+    known = set(task.spec())
+    known |= {k for v in task.spec().values() if isinstance(v, dict) for k in v}  # nested fields may be set flat
+    unknown = sorted(set(task_fields) - known)
     if unknown:
         raise ConfigError(f"unknown key(s) {[f'task.{k}' for k in unknown]} for task {kind!r}; "
                           f"known: {sorted(set(task.spec()) - {'kind'})}")

@@ -107,11 +107,18 @@ class IGSMTask(Task):
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "IGSMTask":
+        """Rebuild from :meth:`spec`. Generator fields may be given partially, under ``config`` or flat
+        (``{"preset": "small", "op_max": 3}``); the ones not given keep the preset's values."""
         s = dict(spec)
         if s.pop("kind", "igsm") != "igsm":
             raise ValueError(f"IGSMTask.from_spec field 'kind' = {spec.get('kind')!r}: must be 'igsm'")
-        config = IGSMConfig.from_dict(s.pop("config", {})).to_dict()
-        return cls(s.pop("preset", "med"), **s, **config)
+        preset = s.pop("preset", "med")
+        if preset not in PRESETS:
+            raise ValueError(f"IGSMTask field 'preset' = {preset!r}: must be one of {sorted(PRESETS)}")
+        config = dict(s.pop("config", None) or {})
+        config.update({k: s.pop(k) for k in list(s) if k in IGSMConfig.__dataclass_fields__})
+        merged = IGSMConfig.from_dict({**PRESETS[preset].to_dict(), **config}).to_dict()
+        return cls(preset, **s, **merged)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, IGSMTask) and self.spec() == other.spec()

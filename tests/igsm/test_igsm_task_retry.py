@@ -102,3 +102,25 @@ def test_windows_fit_paper_problems():
         task = IGSMTask(preset)
         b = next(task.batches(16, seed=0))
         assert b.tokens.shape == (16, task.n_ctx) and (b.tokens != 0).float().mean() > 0.5
+
+
+def test_from_spec_partial_config_keeps_the_preset_values():
+    """A partial generator config (nested or flat) overrides only what it names; the rest stays the preset's."""
+    from tasks.igsm import PRESETS, IGSMTask
+
+    nested = IGSMTask.from_spec({"kind": "igsm", "preset": "small", "config": {"fmt": "qp"}})
+    assert nested.config == PRESETS["small"].with_(fmt="qp")  # not the class defaults (op_max 15)
+    flat = IGSMTask.from_spec({"kind": "igsm", "preset": "small", "op_max": 3, "ip_max": 4})
+    assert (flat.config.op_max, flat.config.ip_max, flat.config.modulus) == (3, 4, 23)
+    assert IGSMTask.from_spec(flat.spec()) == flat
+
+
+def test_run_config_accepts_flat_generator_overrides():
+    from plm_interp.training.runconfig import ConfigError, resolve
+
+    rc = resolve("igsm", {"task": {"preset": "small", "op_max": 3, "ip_max": 4}, "model": {"preset": "tiny"},
+                          "train": {"max_steps": 1}})
+    assert rc.task.config.op_max == 3 and rc.model.task["config"]["ip_max"] == 4
+    import pytest
+    with pytest.raises(ConfigError, match="task.nonsense"):
+        resolve("igsm", {"task": {"preset": "small", "nonsense": 1}, "model": {}, "train": {"max_steps": 1}})
