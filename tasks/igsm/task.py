@@ -87,6 +87,10 @@ class IGSMTask(Task):
             raise ValueError(f"IGSMTask field 'retry_p' = {retry_p!r}: must be in [0, 1)")
         if loss_on not in LOSS_ON:
             raise ValueError(f"IGSMTask field 'loss_on' = {loss_on!r}: must be one of {LOSS_ON}")
+        unknown = sorted(set(config) - set(IGSMConfig.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"IGSMTask: unknown field(s) {unknown}; generator fields: "
+                             f"{sorted(IGSMConfig.__dataclass_fields__)}")
         self.preset = preset
         self.config = PRESETS[preset].with_(**config) if config else PRESETS[preset]
         self.n_ctx = N_CTX[preset] if n_ctx is None else n_ctx

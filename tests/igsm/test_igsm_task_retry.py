@@ -122,5 +122,5 @@ def test_run_config_accepts_flat_generator_overrides():
                           "train": {"max_steps": 1}})
     assert rc.task.config.op_max == 3 and rc.model.task["config"]["ip_max"] == 4
     import pytest
-    with pytest.raises(ConfigError, match="task.nonsense"):
+    with pytest.raises(ConfigError, match="nonsense"):
         resolve("igsm", {"task": {"preset": "small", "nonsense": 1}, "model": {}, "train": {"max_steps": 1}})
