@@ -23,9 +23,9 @@ from tasks.igsm.sequence import LOSS_ON, Encoded, encode
 from tasks.igsm.solution import Step
 from tasks.igsm.tokenizer import Tokenizer, get_tokenizer
 
-N_CTX = {"med": 768, "hard": 1024, "small": 256}
+N_CTX = {"med": 768, "hard": 1024, "small": 256, "tiny": 192}
 #: OOD eval ops per preset (the paper: med 20..23, hard 28..32)
-OOD_OPS = {"med": (20, 21, 22, 23), "hard": (28, 29, 30, 31, 32), "small": (5, 6)}
+OOD_OPS = {"med": (20, 21, 22, 23), "hard": (28, 29, 30, 31, 32), "small": (5, 6), "tiny": (4, 5)}
 
 
 @dataclass
