@@ -12,6 +12,7 @@ COMMAND_MODULES = (
     "plm_interp.training.cli",
     "analyses.cli",
     "plm_interp.quickstart",
+    "plm_interp.commands.models",
 )
 
 

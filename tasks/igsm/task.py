@@ -190,6 +190,14 @@ class IGSMTask(Task):
             mask[b, : len(s.ids)] = torch.tensor(s.encoded.loss_mask)
         return SampleBatch(samples, tokens, mask)
 
+    def ood_ops(self) -> tuple[int, ...]:
+        """The out-of-distribution ops evaluated: the preset's (paper: med 20-23, hard 28-32) while ``op_max`` is
+        the preset's, else the two ops just above the overridden ``op_max`` (a preset's OOD ops need not be
+        reachable with an overridden ``ip_max``)."""
+        if self.config.op_max == PRESETS[self.preset].op_max and self.config.ip_max == PRESETS[self.preset].ip_max:
+            return OOD_OPS[self.preset]
+        return (self.config.op_max + 1, self.config.op_max + 2)
+
     def eval_sets(self, n: int = 256, seed: int = 1234) -> dict[str, list[Problem]]:
         """Held-out problems (test template split): in-distribution ``op<=max``, ``op=max``, each OOD op, and
         ``reask`` (the ``op<=max`` problems asked about another parameter)."""
@@ -199,7 +207,7 @@ class IGSMTask(Task):
         rng = random.Random(f"igsm-eval:{seed}")
         out[f"op<={top}"] = [generate(c, rng) for _ in range(n)]
         out[f"op={top}"] = [generate(c.with_(op=top), rng) for _ in range(n)]
-        for op in OOD_OPS[self.preset]:
+        for op in self.ood_ops():
             out[f"op={op}"] = [generate(c.with_(op=op), rng) for _ in range(n)]
         out["reask"] = [reask(p, rng) for p in out[f"op<={top}"]]
         return out

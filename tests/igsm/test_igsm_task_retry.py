@@ -124,3 +124,15 @@ def test_run_config_accepts_flat_generator_overrides():
     import pytest
     with pytest.raises(ConfigError, match="nonsense"):
         resolve("igsm", {"task": {"preset": "small", "nonsense": 1}, "model": {}, "train": {"max_steps": 1}})
+
+
+def test_eval_sets_follow_an_overridden_op_max():
+    """med's OOD ops (20-23) cannot be drawn with ip_max=4; an overridden generator gets op_max+1, op_max+2."""
+    from tasks.igsm import IGSMTask
+
+    assert IGSMTask("med").ood_ops() == (20, 21, 22, 23)
+    t = IGSMTask("med", op_max=3, ip_max=4)
+    assert t.ood_ops() == (4, 5)
+    sets = t.eval_sets(n=3)
+    assert sorted(sets) == sorted(["op<=3", "op=3", "op=4", "op=5", "reask"])
+    assert all(p.op == 5 for p in sets["op=5"])
