@@ -36,6 +36,7 @@ PAIR_KINDS = ("end->end", "end->other", "other->end", "other->other")
 
 @dataclass
 class AttentionBoundaryResult(AnalysisResult):
+    """Position bias Ā per layer/head/offset, and bias-removed attention B per NT-boundary pair kind and level."""
     grammar: str
     levels: list[int]
     max_offset: int

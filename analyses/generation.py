@@ -27,6 +27,7 @@ from analyses.result import AnalysisResult
 
 @dataclass
 class GenerationResult(AnalysisResult):
+    """Generation accuracy per prefix cut, entropy of model vs true samples, and teacher-forced KL to the truth."""
     grammar: str
     accuracy: dict[str, float]  # "cut0", "cut50" -> fraction accepted
     n: int

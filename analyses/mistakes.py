@@ -56,6 +56,7 @@ def wrong_step_queries(task, problems, ids) -> tuple[VExamples, list[str], list[
 
 @dataclass
 class MistakesResult(AnalysisResult):
+    """Per error kind: can_next / nece_next probe belief vs the truth at the model's first wrong steps."""
     #: per error kind (and "all"): n, believed_can_next (probe says ready), truly_can_next, believed/true nece_next
     records: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)

@@ -30,6 +30,7 @@ PROBE_KINDS = ("nt_all", "nt_end_diag", "nt_end_tri", "end_bit")
 
 @dataclass
 class NTProbeResult(AnalysisResult):
+    """NT-ancestor / NT-end probe accuracy and majority baseline per model, layer, level and probe kind."""
     grammar: str
     layers: list[int]
     levels: list[int]

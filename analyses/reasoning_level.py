@@ -19,6 +19,7 @@ from analyses.result import AnalysisResult
 
 @dataclass
 class ReasoningLevelResult(AnalysisResult):
+    """Accuracy and unnecessary parameters/operations per correct solution, per eval set and op."""
     #: one record per (set, op) plus op = "all": n, acc, unnecessary_params / _ops per correct solution, retries
     records: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)

@@ -49,10 +49,12 @@ def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 
 def names() -> list[str]:
+    """The registered analysis names, sorted."""
     return sorted(_ANALYSES)
 
 
 def get(name: str) -> Callable[..., Any]:
+    """The analysis function registered as ``name``; a ValueError lists the known names otherwise."""
     if name not in _ANALYSES:
         raise ValueError(f"analysis {name!r} is not registered; known: {names()}")
     return _ANALYSES[name]

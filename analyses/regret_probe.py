@@ -133,6 +133,7 @@ def first_mistakes(model, task, problems: list[Problem], ids: list[list[int]]):
 
 @dataclass
 class RegretProbeResult(AnalysisResult):
+    """Regret (error-detection) probe per model and layer: held-out accuracy, detection and false-alarm rates."""
     layers: list[int]
     #: per (model, layer): acc (held-out), majority, detect (fires on real first mistakes), false_alarm, n_mistakes
     records: list[dict[str, Any]] = field(default_factory=list)

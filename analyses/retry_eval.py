@@ -19,6 +19,7 @@ from analyses.result import AnalysisResult
 
 @dataclass
 class RetryEvalResult(AnalysisResult):
+    """A retry-data model's accuracy, retries per problem and unnecessary work, per eval set and op."""
     #: one record per (set, op) plus op = "all": n, acc, retries (per problem), unnecessary params/ops per correct
     records: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)

@@ -109,6 +109,7 @@ def beam_decode(model, prompt: list[int], eos: int, width: int = 4, max_new_toke
 
 @dataclass
 class RetryUponRegretResult(AnalysisResult):
+    """Accuracy, retries and unnecessary work per decoding method (plain, retry upon regret, beam) and op."""
     #: one record per (method, op) plus op = "all": n, acc, retries per problem, unnecessary params/ops
     records: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)

@@ -41,6 +41,7 @@ from tasks.cfg.tokenizer import BOS, EOS, N_SPECIAL
 
 @dataclass
 class RobustnessResult(AnalysisResult):
+    """Accuracy, corrupted-mode output and mode switches per prefix corruption rate and temperature."""
     grammar: str
     prefix_len: int
     train_corrupt_frac: float

@@ -218,6 +218,7 @@ def score(pred: torch.Tensor, labels: torch.Tensor, train_labels: torch.Tensor) 
 
 @dataclass
 class VProbeResult(AnalysisResult):
+    """One V-probe's accuracy, majority baseline and per-label accuracy per model and layer."""
     probe: str
     layers: list[int]
     #: one record per (model, layer): acc, majority, by_label {label: acc}, n

@@ -67,6 +67,7 @@ def register_task(kind: str, factory: Callable[[dict[str, Any]], Task]) -> None:
 
 
 def task_names() -> list[str]:
+    """The registered task kinds (``"cfg"``, ``"igsm"``, ...), the names ``plm-interp train TASK`` accepts."""
     _load_builtin()
     return sorted(_REGISTRY)
 

@@ -33,6 +33,7 @@ from plm_interp.model.weights import WeightViews
 
 
 class HookedPLM(WeightViews, HookedRootModule):
+    """The transformer with TransformerLens hook names and caches; ``cfg.positional`` picks the scheme."""
     def __init__(self, cfg: PLMConfig | dict[str, Any]):
         super().__init__()
         self.cfg = cfg if isinstance(cfg, PLMConfig) else PLMConfig.from_dict(cfg)

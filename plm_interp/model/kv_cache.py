@@ -24,6 +24,7 @@ class KVCacheEntry:
 
 @dataclass
 class KVCache:
+    """Per-layer cached keys/values for incremental decoding (``KVCache.empty(n_layers)`` to start one)."""
     entries: list[KVCacheEntry] = field(default_factory=list)
 
     @classmethod

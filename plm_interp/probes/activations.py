@@ -12,6 +12,7 @@ from jaxtyping import Float, Int
 
 
 def check_layer(model, layer: int) -> int:
+    """``layer`` in 0..n_layers (0 = embeddings; negatives count from the end) as a non-negative index."""
     n = model.cfg.n_layers
     if not isinstance(layer, int) or not -n - 1 <= layer <= n:
         raise ValueError(f"layer = {layer!r} does not exist: the model has layers 0..{n} (0 = embeddings)")

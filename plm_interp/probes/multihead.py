@@ -16,6 +16,7 @@ MODES = ("full", "tridiagonal", "diagonal")
 
 
 class MultiHeadLinearProbe(nn.Module):
+    """The paper's position-attentive linear probe (module doc); ``mode`` limits which positions k it reads."""
     def __init__(self, d_model: int, n_classes: int, n_ctx: int, n_heads: int = 16, width: int = 1024,
                  mode: str = "full"):
         super().__init__()

@@ -49,6 +49,7 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
 
 
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
+    """AdamW over :func:`param_groups`: weight decay only on the groups named in ``cfg.decay_params``."""
     groups = param_groups(model, cfg)
     for g in groups:  # AdamW tolerates extra keys, but keep its state dict lean
         g.pop("names")
@@ -79,4 +80,5 @@ def lr_factor(step: int, total_steps: int, cfg: TrainConfig) -> float:
 
 def build_scheduler(optimizer: torch.optim.Optimizer, total_steps: int,
                     cfg: TrainConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-step scheduler multiplying the lr by :func:`lr_factor` (warm-up, then the configured decay)."""
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, total_steps, cfg))

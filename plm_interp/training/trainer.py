@@ -55,6 +55,7 @@ def lm_loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor
 
 @dataclass
 class TrainResult:
+    """What :meth:`Trainer.fit` returns: steps and tokens done, the last logged loss, where it resumed from."""
     step: int  # optimiser steps done
     tokens: int  # tokens consumed (all ranks)
     loss: float | None  # last logged training loss

@@ -26,6 +26,7 @@ from tasks.igsm.verifier import verify
 
 @dataclass
 class ProbeLabels:
+    """Ground truth for the V-probes of one problem: per-parameter labels and the token positions they are probed at."""
     params: list[Param]
     dep: Bool[np.ndarray, "a b"]
     nece: Bool[np.ndarray, " a"]

@@ -45,6 +45,7 @@ class StepRecord:
 
 @dataclass
 class VerifyReport:
+    """Outcome of :func:`verify`: correct, or the first error (kind, step, message); steps; unneeded work."""
     correct: bool
     error_kind: str | None = None
     error_step: int | None = None
