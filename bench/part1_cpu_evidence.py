@@ -12,7 +12,6 @@ import argparse
 import json
 from pathlib import Path
 
-import torch
 
 import analyses
 from plm_interp import HookedPLM, preset_config
@@ -23,22 +22,11 @@ MODELS = {"rot": dict(positional="rot"), "abs": dict(positional="abs"),
           "encoder": dict(positional="rel", attention_dir="bidirectional")}
 
 
-class MaskedLMSource:
-    """The task's masked-LM stream as ``{"tokens", "targets"}`` (targets -100 where nothing is predicted)."""
-
-    def __init__(self, task, n_ctx):
-        self.task, self.n_ctx = task, n_ctx
-
-    def __call__(self, batch_size, seed, start=0):
-        for b in self.task.mlm_batches(batch_size, self.n_ctx, seed, start=start):
-            yield {"tokens": b.tokens, "targets": torch.where(b.loss_mask, b.targets, torch.full_like(b.targets, -100))}
-
-
 def train_one(name, task, args, out: Path) -> HookedPLM:
     cfg = preset_config(args.preset, d_vocab=task.d_vocab, n_ctx=args.n_ctx, seed=args.seed, task=task.spec(),
                         **MODELS[name])
     model = HookedPLM(cfg)
-    source = MaskedLMSource(task, args.n_ctx) if name == "encoder" else TaskSource(task, args.n_ctx)
+    source = TaskSource(task, args.n_ctx, masked=name == "encoder")
     train(model, source, TrainConfig(batch_size=32, max_steps=args.steps, lr=1e-3, warmup_steps=100,
                                      schedule="linear", min_lr_ratio=0.1, seed=args.seed, num_workers=0,
                                      progress=args.progress, log_every=100), out / name / "train")

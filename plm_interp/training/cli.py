@@ -66,7 +66,7 @@ def _train(cfg: runconfig.RunConfig, resolved: dict, run_dir: Path, resume: bool
     if info.is_main:
         atomic_write_json(run_dir / CONFIG_NAME, resolved)
     model = HookedPLM(cfg.model)
-    trainer = Trainer(model, TaskSource(cfg.task, cfg.model.n_ctx), cfg.train, run_dir, dist_info=info)
+    trainer = Trainer(model, TaskSource(cfg.task, cfg.model.n_ctx, masked=cfg.model.attention_dir == "bidirectional"), cfg.train, run_dir, dist_info=info)
     if info.is_main:
         n_params = sum(p.numel() for p in model.parameters())
         print(f"[train] {cfg.task.kind} → {run_dir}  ({n_params:,} parameters, {trainer.total_steps} steps of "

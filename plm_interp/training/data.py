@@ -32,13 +32,27 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 @dataclass
 class TaskSource:
-    """Adapt a task (anything with ``batches(batch_size, n_ctx, seed, start)``) to a batch source."""
+    """Adapt a task to a batch source: next-token batches (``task.batches``) or, with ``masked=True``, the task's
+    masked-LM stream (``task.mlm_batches``, for a bidirectional encoder) as ``{"tokens", "targets"}`` with
+    target -100 where nothing is predicted. Why one adapter: a bidirectional model trained on next-token loss
+    sees the token it predicts, so the objective must follow the model, never be chosen separately."""
 
     task: Any
     n_ctx: int
+    masked: bool = False
+
+    def __post_init__(self) -> None:
+        if self.masked and not hasattr(self.task, "mlm_batches"):
+            raise ValueError(f"TaskSource field 'masked' = True: task {getattr(self.task, 'kind', self.task)!r} "
+                             "has no masked-LM stream (mlm_batches)")
 
     def __call__(self, batch_size: int, seed: int, start: int = 0) -> Iterator[Any]:
-        return self.task.batches(batch_size, self.n_ctx, seed, start=start)
+        if not self.masked:
+            return self.task.batches(batch_size, self.n_ctx, seed, start=start)
+        return (
+            {"tokens": b.tokens, "targets": torch.where(b.loss_mask, b.targets, torch.full_like(b.targets, -100))}
+            for b in self.task.mlm_batches(batch_size, self.n_ctx, seed, start=start)
+        )
 
 
 def as_dict(batch: Any) -> dict[str, torch.Tensor]:

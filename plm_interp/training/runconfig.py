@@ -95,7 +95,11 @@ def resolve(kind: str, layers: dict[str, dict[str, Any]]) -> RunConfig:
         raise ConfigError(f"unknown key(s) {[f'task.{k}' for k in unknown]} for task {kind!r}; "
                           f"known: {sorted(set(task.spec()) - {'kind'})}")
     train_cfg = TrainConfig.from_dict(dict(layers["train"]))
-    return RunConfig(task, _model_config(dict(layers["model"]), task, train_cfg), train_cfg)
+    model_cfg = _model_config(dict(layers["model"]), task, train_cfg)
+    if model_cfg.attention_dir == "bidirectional" and not hasattr(task, "mlm_batches"):
+        raise ConfigError(f"model.attention_dir = 'bidirectional': task {kind!r} has no masked-LM stream, and "
+                          "next-token loss on a bidirectional model would let it see the token it predicts")
+    return RunConfig(task, model_cfg, train_cfg)
 
 
 def preset_layer(task, name: str) -> dict[str, dict[str, Any]]:

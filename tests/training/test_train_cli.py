@@ -83,3 +83,25 @@ def test_real_cfg_task_if_present(tmp_path):
     assert main(["train", "cfg", "--set", "task.grammar=demo", *BASE, "--set", "model.n_ctx=32",
                  "--run-dir", str(run_dir)]) == 0
     assert load_model(run_dir / "final").cfg.task["grammar"] == "demo"
+
+
+def test_train_cli_trains_the_encoder_on_masked_lm(tmp_path, monkeypatch):
+    """`--set model.attention_dir=bidirectional` trains on the task's masked-LM stream (no next-token leakage)."""
+    from plm_interp.training import trainer as trainer_mod
+
+    seen = []
+    real = trainer_mod.Trainer
+
+    def spy(model, source, *a, **k):
+        seen.append(source)
+        return real(model, source, *a, **k)
+
+    monkeypatch.setattr(trainer_mod, "Trainer", spy)
+    run_dir = tmp_path / "enc"
+    assert main(["train", "cfg", "--set", "task.grammar=demo", "--set", "model.preset=tiny", "--set", "model.n_ctx=64",
+                 "--set", "model.attention_dir=bidirectional", "--set", "model.positional=rel",
+                 "--set", "train.max_steps=2", "--set", "train.batch_size=4", "--set", "train.progress=false",
+                 "--run-dir", str(run_dir)]) == 0
+    assert seen and seen[0].masked
+    batch = next(seen[0](4, seed=0))
+    assert (batch["targets"] == -100).any() and (batch["targets"] != -100).any()

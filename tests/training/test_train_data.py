@@ -53,3 +53,36 @@ def test_each_worker_and_rank_gets_its_own_reproducible_seed():
     rank0, rank1 = draw(0), draw(1)
     assert rank0[0] != rank0[1] and rank0 != rank1  # distinct per worker and per rank
     assert draw(0) == rank0  # and reproducible
+
+
+def test_masked_task_source_is_the_tasks_mlm_stream():
+    """masked=True yields the task's masked-LM batches with target -100 wherever no loss is taken."""
+    import torch
+
+    from plm_interp.training import TaskSource
+    from tasks.cfg import CFGTask
+
+    task = CFGTask("demo")
+    got = next(TaskSource(task, 64, masked=True)(4, seed=3, start=2))
+    ref = next(task.mlm_batches(4, 64, 3, start=2))
+    assert torch.equal(got["tokens"], ref.tokens)
+    assert torch.equal(got["targets"] != -100, ref.loss_mask)
+    assert torch.equal(got["targets"][ref.loss_mask], ref.targets[ref.loss_mask])
+
+
+def test_bidirectional_model_needs_a_masked_stream():
+    import pytest
+
+    from plm_interp.training import TaskSource
+    from plm_interp.training.runconfig import ConfigError, resolve
+    from tasks.igsm import IGSMTask
+
+    with pytest.raises(ValueError, match="masked"):
+        TaskSource(IGSMTask("tiny"), 64, masked=True)
+    with pytest.raises(ConfigError, match="bidirectional"):
+        resolve("igsm", {"task": {"preset": "tiny"}, "model": {"preset": "tiny", "attention_dir": "bidirectional"},
+                         "train": {"max_steps": 1}})
+    rc = resolve("cfg", {"task": {"grammar": "demo"}, "model": {"preset": "tiny", "n_ctx": 64,
+                                                                 "attention_dir": "bidirectional"},
+                         "train": {"max_steps": 1}})
+    assert rc.model.attention_dir == "bidirectional"
