@@ -80,6 +80,13 @@ def part1() -> dict[str, str]:
                 {"task": {"kind": "cfg", "grammar": grammar},
                  "model": {**paper["model"], "positional": scheme},
                  "train": {**paper["train"], **EXEC["cfg"]}})
+        rel = f"part1/{grammar}_encoder.toml"
+        out[rel] = _toml(
+            _header(f"Part 1: DeBERTa-style encoder (rel, bidirectional, masked LM) on {grammar}.", "cfg", rel,
+                    "The probe comparison model; a bidirectional model trains on the task's masked-LM stream."),
+            {"task": {"kind": "cfg", "grammar": grammar},
+             "model": {**paper["model"], "positional": "rel", "attention_dir": "bidirectional"},
+             "train": {**paper["train"], **EXEC["cfg"]}})
     return out
 
 

@@ -33,15 +33,15 @@ def make_recipes():
 
 def test_every_grammar_and_scheme_has_a_recipe():
     names = {p.name for p in RECIPES.glob("part1/*.toml")}
-    assert names == {f"{g}_{s}.toml" for g in GRAMMARS for s in SCHEMES}
+    assert names == {f"{g}_{s}.toml" for g in GRAMMARS for s in [*SCHEMES, "encoder"]}
     assert {p.name for p in RECIPES.glob("part2_1/*.toml")} == {f"igsm_{p}_{f}.toml" for p in ("med", "hard")
                                                                for f in ("pq", "qp")}
     assert len(list(RECIPES.glob("part2_2/*.toml"))) >= 2
 
 
-def _gpt2_small(m, positional: str):
+def _gpt2_small(m, positional: str, attention_dir: str = "causal"):
     assert (m.n_layers, m.n_heads, m.d_model, m.d_head, m.d_mlp) == (12, 12, 768, 64, 3072)
-    assert m.positional == positional and m.attention_dir == "causal"
+    assert m.positional == positional and m.attention_dir == attention_dir
 
 
 @pytest.mark.parametrize("path", [p for p in FILES if p.parent.name == "part1"], ids=lambda p: p.stem)
@@ -49,7 +49,10 @@ def test_part1_recipe_has_the_paper_setup(path):
     cfg = resolve(path)
     grammar, scheme = path.stem.rsplit("_", 1)
     assert cfg.task.kind == "cfg" and cfg.task.spec()["grammar"] == grammar and cfg.task.corrupt_frac == 0
-    _gpt2_small(cfg.model, scheme)
+    if scheme == "encoder":  # DeBERTa-style: relative attention, bidirectional, masked LM
+        _gpt2_small(cfg.model, "rel", "bidirectional")
+    else:
+        _gpt2_small(cfg.model, scheme)
     assert cfg.model.n_ctx == 512
     t = cfg.train
     assert (t.batch_size, t.max_steps, t.lr, t.betas, t.weight_decay, t.schedule) == \

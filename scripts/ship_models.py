@@ -1,0 +1,121 @@
+"""Evaluate a finished training run and ship its model into the package with a model card (maintainer tool).
+
+    python scripts/ship_models.py RUN_DIR NAME --command "plm-interp train ..." --wall-time-s 2400 [--figures-dir D]
+
+The card's figures are measured here, on the final weights, by the same analyses a user would call; each figure
+records the call that produced it. The analyses' tables and plots are saved under ``--figures-dir`` (default
+``docs/figures/NAME``) for the docs pages. CFG models: ``generation``, ``nt_probe`` (with its random-init
+control) and ``attention_boundary``; iGSM models: ``reasoning_level`` and the ``can_next`` / ``nece`` V-probes.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+import analyses
+from plm_interp.checkpoint import load_model, save_model
+from plm_interp.pretrained import ship_model
+
+ROOT = Path(__file__).resolve().parents[1]
+#: the paper's figures these measurements stand beside (PAPERS.md), per grammar
+PAPER_CUT0 = {("cfg3b", "rot"): 99.8, ("cfg3b", "abs"): 99.8, ("cfg3f", "rot"): 97.6, ("cfg3f", "abs"): 57.1}
+
+
+def cfg_figures(model, out: Path) -> list[dict]:
+    spec = model.cfg.task
+    grammar, scheme = spec.get("grammar"), model.cfg.positional
+    cut = 50 if grammar != "demo" else 20
+    figs = []
+    gen = analyses.generation(model, n=256, cut=cut, progress=False)
+    gen.save(out / "generation")
+    call = f"analyses.generation(model, n=256, cut={cut})"
+    figs.append({"metric": "generation accuracy cut0 %", "value": round(100 * gen.accuracy["cut0"], 1),
+                 "paper_value": PAPER_CUT0.get((grammar, scheme)), "command": call})
+    figs.append({"metric": f"generation accuracy cut{cut} %", "value": round(100 * gen.accuracy[f"cut{cut}"], 1),
+                 "command": call})
+    figs.append({"metric": "KL(truth || model) nats/pos", "value": float(f"{gen.kl:.3g}"),
+                 "paper_value": {"rot": 0.0006, "abs": 0.00455}.get(scheme), "command": call,
+                 "note": "paper value: cfg3f"})
+    probe = analyses.nt_probe(model, n_train=1024, n_test=256, steps=600, progress=False)
+    probe.save(out / "nt_probe")
+    call = "analyses.nt_probe(model, n_train=1024, n_test=256, steps=600)"
+    for lvl in probe.levels:
+        figs.append({"metric": f"NT{lvl + 1} ancestor at NT-ends (diag probe) %, trained",
+                     "value": round(100 * probe.accuracy("nt_end_diag", lvl), 1), "command": call,
+                     "note": f"random-init control {100 * probe.accuracy('nt_end_diag', lvl, model='random-init'):.1f}"})
+    deepest = probe.levels[-1]
+    figs.append({"metric": f"NT-end bit b (NT{deepest + 1}) %", "value": round(100 * probe.accuracy("end_bit", deepest), 1),
+                 "command": call})
+    att = analyses.attention_boundary(model, n=128, progress=False)
+    att.save(out / "attention_boundary")
+    figs.append({"metric": "best head's mean B, NT-end -> NT-end (deepest level)",
+                 "value": round(att.b_mean("end->end").max().item(), 4),
+                 "command": "analyses.attention_boundary(model, n=128)",
+                 "note": f"other -> other: {att.b_mean('other->other').max().item():.4f}"})
+    return figs
+
+
+def igsm_figures(model, out: Path) -> list[dict]:
+    figs = []
+    lvl = analyses.reasoning_level(model, n=128, sets=("in", "reask"), progress=False)
+    lvl.save(out / "reasoning_level")
+    call = "analyses.reasoning_level(model, n=128)"
+    figs.append({"metric": "accuracy, in-distribution (op <= op_max) %", "value": round(100 * lvl.accuracy("in"), 1),
+                 "paper_value": 99.9, "command": call, "note": "paper: med, op <= 15"})
+    for op in sorted({r["op"] for r in lvl.records if r["set"] == "in" and r["op"] != "all"}):
+        figs.append({"metric": f"accuracy op={op} %", "value": round(100 * lvl.accuracy("in", op), 1), "command": call})
+    figs.append({"metric": "accuracy, reask %", "value": round(100 * lvl.accuracy("reask"), 1), "command": call})
+    for name in ("can_next", "nece"):
+        r = analyses.v_probe(model, probe=name, n_train=256, n_test=64, steps=200, progress=False)
+        r.save(out / f"v_probe_{name}")
+        figs.append({"metric": f"V-probe {name} %, trained", "value": round(100 * r.accuracy(), 1),
+                     "paper_value": 99.0, "command": f'analyses.v_probe(model, probe="{name}", n_train=256, '
+                                                    'n_test=64, steps=200)',
+                     "note": f"random-init {100 * r.accuracy(model='random-init'):.1f}, "
+                             f"majority {100 * r.record()['majority']:.1f}"})
+    return figs
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("name")
+    p.add_argument("--command", required=True, help="the exact training command")
+    p.add_argument("--wall-time-s", type=float, required=True)
+    p.add_argument("--machine", default="2-core CPU (shared with other jobs), one thread")
+    p.add_argument("--summary", default="")
+    p.add_argument("--task-preset", help="rewrite the recorded iGSM task preset (same generator config)")
+    p.add_argument("--figures-dir", type=Path)
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    out = args.figures_dir or ROOT / "docs" / "figures" / args.name
+    model = load_model(args.run_dir / "final", device="cpu").eval()
+    src = args.run_dir
+    if args.task_preset:  # the recorded spec names another preset but carries the full generator config
+        model.cfg.task = {**model.cfg.task, "preset": args.task_preset}
+        tmp = Path(tempfile.mkdtemp()) / "final"
+        save_model(model, tmp)
+        src = tmp
+    t = time.time()
+    figs = cfg_figures(model, out) if model.cfg.task["kind"] == "cfg" else igsm_figures(model, out)
+    print(f"evaluated in {time.time() - t:.0f} s")
+    run_cfg = json.loads((args.run_dir / "config.json").read_text())
+    last = json.loads((args.run_dir / "metrics.jsonl").read_text().strip().splitlines()[-1])
+    training = {"command": args.command, "wall_time_s": args.wall_time_s, "machine": args.machine,
+                "seed": run_cfg["train"]["seed"], "steps": last["step"], "tokens_seen": last["tokens"],
+                "final_loss": round(last["loss"], 4)}
+    card = {"summary": args.summary, "training": training, "figures": figs,
+            "limitations": "Trained on CPU at a small fraction of the paper's budget; see the figures."}
+    dest = ship_model(src, args.name, card)
+    print(json.dumps(figs, indent=1))
+    print("shipped", dest)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
