@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import tempfile
 import time
 from pathlib import Path
@@ -60,6 +61,10 @@ def cfg_figures(model, out: Path) -> list[dict]:
     return figs
 
 
+def _pct(x: float) -> str:
+    return "n/a" if math.isnan(x) else f"{100 * x:.0f}%"
+
+
 def igsm_figures(model, out: Path) -> list[dict]:
     figs = []
     lvl = analyses.reasoning_level(model, n=128, sets=("in", "reask"), progress=False)
@@ -78,6 +83,19 @@ def igsm_figures(model, out: Path) -> list[dict]:
                                                     'n_test=64, steps=200)',
                      "note": f"random-init {100 * r.accuracy(model='random-init'):.1f}, "
                              f"majority {100 * r.record()['majority']:.1f}"})
+    reg = analyses.regret_probe(model, n_train=256, n_test=64, n_gen=64, progress=False)
+    reg.save(out / "regret_probe")
+    rec = reg.record()
+    figs.append({"metric": "regret probe (can A be computed after 'Define A as') held-out %",
+                 "value": round(100 * rec["acc"], 1), "paper_value": 99.0,
+                 "command": "analyses.regret_probe(model, n_train=256, n_test=64, n_gen=64)",
+                 "note": f"caught {_pct(rec['detect'])} of {rec['n_mistakes']} real first mistakes (paper ~60%)"})
+    retry = analyses.retry_upon_regret(model, n=64, sets=("in",), beam=4, progress=False)
+    retry.save(out / "retry_upon_regret")
+    for r in retry.records:
+        if r["op"] == "all":
+            figs.append({"metric": f"accuracy in-distribution, {r['method']} %", "value": round(100 * r["acc"], 1),
+                         "command": 'analyses.retry_upon_regret(model, n=64, sets=("in",), beam=4)'})
     return figs
 
 
