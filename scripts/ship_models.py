@@ -27,13 +27,18 @@ ROOT = Path(__file__).resolve().parents[1]
 PAPER_CUT0 = {("cfg3b", "rot"): 99.8, ("cfg3b", "abs"): 99.8, ("cfg3f", "rot"): 97.6, ("cfg3f", "abs"): 57.1}
 
 
-def cfg_figures(model, out: Path) -> list[dict]:
+def cfg_figures(model, out: Path, probe_n: tuple[int, int] = (1024, 256), attention_n: int = 128) -> list[dict]:
     spec = model.cfg.task
     grammar, scheme = spec.get("grammar"), model.cfg.positional
     cut = 50 if grammar != "demo" else 20
     figs = []
-    gen = analyses.generation(model, n=256, cut=cut, progress=False)
-    gen.save(out / "generation")
+    saved = out / "generation" / "result.json"
+    if saved.is_file():  # an interrupted evaluation's generation result (the slowest part on long strings)
+        d = json.loads(saved.read_text())
+        gen = argparse.Namespace(accuracy=d["accuracy"], kl=d["kl"])
+    else:
+        gen = analyses.generation(model, n=256, cut=cut, progress=False)
+        gen.save(out / "generation")
     call = f"analyses.generation(model, n=256, cut={cut})"
     figs.append({"metric": "generation accuracy cut0 %", "value": round(100 * gen.accuracy["cut0"], 1),
                  "paper_value": PAPER_CUT0.get((grammar, scheme)), "command": call})
@@ -42,9 +47,9 @@ def cfg_figures(model, out: Path) -> list[dict]:
     figs.append({"metric": "KL(truth || model) nats/pos", "value": float(f"{gen.kl:.3g}"),
                  "paper_value": {"rot": 0.0006, "abs": 0.00455}.get(scheme), "command": call,
                  "note": "paper value: cfg3f"})
-    probe = analyses.nt_probe(model, n_train=1024, n_test=256, steps=600, progress=False)
+    probe = analyses.nt_probe(model, n_train=probe_n[0], n_test=probe_n[1], steps=600, progress=False)
     probe.save(out / "nt_probe")
-    call = "analyses.nt_probe(model, n_train=1024, n_test=256, steps=600)"
+    call = f"analyses.nt_probe(model, n_train={probe_n[0]}, n_test={probe_n[1]}, steps=600)"
     for lvl in probe.levels:
         figs.append({"metric": f"NT{lvl + 1} ancestor at NT-ends (diag probe) %, trained",
                      "value": round(100 * probe.accuracy("nt_end_diag", lvl), 1), "command": call,
@@ -52,11 +57,11 @@ def cfg_figures(model, out: Path) -> list[dict]:
     deepest = probe.levels[-1]
     figs.append({"metric": f"NT-end bit b (NT{deepest + 1}) %", "value": round(100 * probe.accuracy("end_bit", deepest), 1),
                  "command": call})
-    att = analyses.attention_boundary(model, n=128, progress=False)
+    att = analyses.attention_boundary(model, n=attention_n, progress=False)
     att.save(out / "attention_boundary")
     figs.append({"metric": "best head's mean B, NT-end -> NT-end (deepest level)",
                  "value": round(att.b_mean("end->end").max().item(), 4),
-                 "command": "analyses.attention_boundary(model, n=128)",
+                 "command": f"analyses.attention_boundary(model, n={attention_n})",
                  "note": f"other -> other: {att.b_mean('other->other').max().item():.4f}"})
     return figs
 
@@ -109,6 +114,9 @@ def main(argv=None) -> int:
     p.add_argument("--summary", default="")
     p.add_argument("--task-preset", help="rewrite the recorded iGSM task preset (same generator config)")
     p.add_argument("--figures-dir", type=Path)
+    p.add_argument("--probe-strings", type=int, nargs=2, default=(1024, 256), metavar=("TRAIN", "TEST"),
+                   help="nt_probe strings (fewer for long-string grammars such as cfg3b on CPU)")
+    p.add_argument("--attention-strings", type=int, default=128)
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = args.figures_dir or ROOT / "docs" / "figures" / args.name
@@ -120,7 +128,7 @@ def main(argv=None) -> int:
         save_model(model, tmp)
         src = tmp
     t = time.time()
-    figs = cfg_figures(model, out) if model.cfg.task["kind"] == "cfg" else igsm_figures(model, out)
+    figs = cfg_figures(model, out, tuple(args.probe_strings), args.attention_strings) if model.cfg.task["kind"] == "cfg" else igsm_figures(model, out)
     print(f"evaluated in {time.time() - t:.0f} s")
     run_cfg = json.loads((args.run_dir / "config.json").read_text())
     last = json.loads((args.run_dir / "metrics.jsonl").read_text().strip().splitlines()[-1])
