@@ -67,6 +67,8 @@ def test_every_analysis_and_its_result_type_has_a_docstring():
     undocumented = []
     for name in analyses.names():
         fn = analyses.get(name)
+        if not (fn.__module__ or "").startswith("analyses."):  # registered by another test (the registry's examples)
+            continue
         result = inspect.signature(fn).return_annotation
         result = getattr(sys.modules[fn.__module__], result) if isinstance(result, str) else result
         undocumented += [f"{obj.__module__}.{obj.__name__}" for obj in (fn, result) if not own_doc(obj)]
