@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PAPER_CUT0 = {("cfg3b", "rot"): 99.8, ("cfg3b", "abs"): 99.8, ("cfg3f", "rot"): 97.6, ("cfg3f", "abs"): 57.1}
 
 
-def cfg_figures(model, out: Path, probe_n: tuple[int, int] = (1024, 256), attention_n: int = 128) -> list[dict]:
+def cfg_figures(model, out: Path, probe_n: tuple[int, int] = (1024, 256), attention_n: int = 128,
+                probes: bool = True) -> list[dict]:
     spec = model.cfg.task
     grammar, scheme = spec.get("grammar"), model.cfg.positional
     cut = 50 if grammar != "demo" else 20
@@ -47,6 +48,8 @@ def cfg_figures(model, out: Path, probe_n: tuple[int, int] = (1024, 256), attent
     figs.append({"metric": "KL(truth || model) nats/pos", "value": float(f"{gen.kl:.3g}"),
                  "paper_value": {"rot": 0.0006, "abs": 0.00455}.get(scheme), "command": call,
                  "note": "paper value: cfg3f"})
+    if not probes:
+        return figs
     probe = analyses.nt_probe(model, n_train=probe_n[0], n_test=probe_n[1], steps=600, progress=False)
     probe.save(out / "nt_probe")
     call = f"analyses.nt_probe(model, n_train={probe_n[0]}, n_test={probe_n[1]}, steps=600)"
@@ -117,6 +120,7 @@ def main(argv=None) -> int:
     p.add_argument("--probe-strings", type=int, nargs=2, default=(1024, 256), metavar=("TRAIN", "TEST"),
                    help="nt_probe strings (fewer for long-string grammars such as cfg3b on CPU)")
     p.add_argument("--attention-strings", type=int, default=128)
+    p.add_argument("--generation-only", action="store_true", help="CFG: skip nt_probe and attention_boundary")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = args.figures_dir or ROOT / "docs" / "figures" / args.name
@@ -128,7 +132,8 @@ def main(argv=None) -> int:
         save_model(model, tmp)
         src = tmp
     t = time.time()
-    figs = cfg_figures(model, out, tuple(args.probe_strings), args.attention_strings) if model.cfg.task["kind"] == "cfg" else igsm_figures(model, out)
+    figs = cfg_figures(model, out, tuple(args.probe_strings), args.attention_strings,
+                                not args.generation_only) if model.cfg.task["kind"] == "cfg" else igsm_figures(model, out)
     print(f"evaluated in {time.time() - t:.0f} s")
     run_cfg = json.loads((args.run_dir / "config.json").read_text())
     last = json.loads((args.run_dir / "metrics.jsonl").read_text().strip().splitlines()[-1])
