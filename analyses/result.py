@@ -47,6 +47,8 @@ class AnalysisResult(abc.ABC):
         """A matplotlib figure of the result."""
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field as plain JSON (tensors and arrays as lists, non-finite floats as ``None``), tagged with the
+        class name under ``"analysis"``; what :meth:`save` writes to ``result.json``."""
         return {"analysis": type(self).__name__,
                 **{f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}}
 

@@ -109,9 +109,12 @@ class PLMConfig:
 
     @property
     def torch_dtype(self) -> torch.dtype:
+        """``dtype`` as a ``torch.dtype`` (the field stays a string so the config serialises to JSON)."""
         return getattr(torch, self.dtype)
 
     def to_dict(self) -> dict[str, Any]:
+        """The constructor fields as a plain dict (stored in a checkpoint's ``config.json``); :meth:`from_dict`
+        inverts it."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
 
     @classmethod
@@ -124,7 +127,25 @@ class PLMConfig:
         return cls(**data)
 
     def replace(self, **changes: Any) -> "PLMConfig":
-        return PLMConfig.from_dict({**self.to_dict(), **changes})
+        """A copy with ``changes`` applied, validated like a new config. A derived field that still holds its
+        default (``d_head = d_model // n_heads``, ``d_mlp = 4 * d_model``, ...) is derived again from the new
+        values, so ``cfg.replace(d_model=256)`` is the 256-wide model; one that was set explicitly is kept."""
+        d = self.to_dict()
+        for name in DERIVED_FIELDS:
+            if name in changes:
+                continue
+            try:
+                default = PLMConfig.from_dict({**d, name: None}).to_dict()[name]
+            except ConfigError:  # e.g. d_head set because d_model is not a multiple of n_heads
+                continue
+            if default == d[name]:
+                d[name] = None
+        return PLMConfig.from_dict({**d, **changes})
+
+
+#: fields whose ``None`` default is derived from other fields in ``__post_init__`` (``d_head`` before
+#: ``rotary_dim``, which defaults to it)
+DERIVED_FIELDS = ("d_head", "d_mlp", "d_vocab_out", "rotary_dim", "initializer_range")
 
 
 def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:

@@ -29,6 +29,14 @@ def public_modules() -> list[str]:
     return [n for n in names if not any(part.startswith("_") for part in n.split("."))]
 
 
+def exports():
+    """``(package, name, object)`` for every name in a public package's ``__all__`` (the public surface)."""
+    for name in public_modules():
+        mod = importlib.import_module(name)
+        if hasattr(mod, "__path__"):  # packages define the public surface through __all__
+            yield from ((name, attr, getattr(mod, attr)) for attr in getattr(mod, "__all__", []))
+
+
 def own_doc(obj) -> str:
     """The object's own docstring; a dataclass's generated ``Name(field: type, ...)`` does not count."""
     doc = (obj.__doc__ or "").strip()
@@ -51,16 +59,23 @@ def test_every_public_module_has_a_docstring():
 
 
 def test_every_export_has_a_docstring():
-    undocumented = []
-    for name in public_modules():
-        mod = importlib.import_module(name)
-        if not hasattr(mod, "__path__"):  # packages define the public surface through __all__
-            continue
-        for attr in getattr(mod, "__all__", []):
-            obj = getattr(mod, attr)
-            if (inspect.isclass(obj) or inspect.isfunction(obj)) and not own_doc(obj):
-                undocumented.append(f"{name}.{attr}")
+    undocumented = [f"{name}.{attr}" for name, attr, obj in exports()
+                    if (inspect.isclass(obj) or inspect.isfunction(obj)) and not own_doc(obj)]
     assert undocumented == [], f"exported without a docstring: {undocumented}"
+
+
+def test_every_public_method_of_an_export_has_a_docstring():
+    """Methods, static/class methods and properties an exported class defines itself (inherited ones are
+    checked on the class that defines them, when it is exported)."""
+    undocumented = set()
+    for _, _, cls in exports():
+        if not inspect.isclass(cls):
+            continue
+        for key, member in vars(cls).items():
+            fn = member.fget if isinstance(member, property) else getattr(member, "__func__", member)
+            if not key.startswith("_") and inspect.isfunction(fn) and not own_doc(fn):
+                undocumented.add(f"{cls.__module__}.{cls.__qualname__}.{key}")
+    assert not undocumented, f"public methods without a docstring: {sorted(undocumented)}"
 
 
 def test_every_analysis_and_its_result_type_has_a_docstring():

@@ -43,3 +43,15 @@ def test_tl_field_names_and_scheme_names():
     assert cfg.positional_embedding_type == "standard"
     assert cfg.n_key_value_heads is None and cfg.attn_only is False
     assert PLMConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_replace_derives_defaulted_fields_again_and_keeps_explicit_ones():
+    base = PLMConfig(n_layers=1, d_model=32, n_heads=2, d_vocab=10, n_ctx=8, positional="rot")
+    wide = base.replace(d_model=64)
+    # the same as building the 64-wide config from scratch: 64 // 2, 4 * 64, 0.8 / sqrt(64)
+    assert (wide.d_head, wide.d_mlp, wide.rotary_dim, wide.initializer_range) == (32, 256, 32, 0.1)
+    assert base.replace(d_vocab=12).d_vocab_out == 12
+    explicit = PLMConfig(n_layers=1, d_model=32, n_heads=2, d_vocab=10, n_ctx=8, d_head=8, d_mlp=40)
+    kept = explicit.replace(d_model=64)
+    assert (kept.d_head, kept.d_mlp, kept.rotary_dim) == (8, 40, 8)
+    assert base.replace(seed=3) == PLMConfig(**{**base.to_dict(), "seed": 3})

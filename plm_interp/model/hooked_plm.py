@@ -98,6 +98,9 @@ class HookedPLM(WeightViews, HookedRootModule):
         return loss if return_type == "loss" else (logits, loss)
 
     def loss(self, logits, tokens, loss_mask=None, targets=None) -> torch.Tensor:
+        """The training loss of ``logits``: next-token cross-entropy on ``tokens`` (masked by ``loss_mask``, see
+        :func:`lm_loss`) for the causal model, masked-LM cross-entropy on ``targets != -100`` for the
+        bidirectional one."""
         if self.cfg.attention_dir == "bidirectional":
             if targets is None:
                 raise ValueError("the bidirectional (masked-LM) model needs `targets` (-100 = not predicted)")
@@ -126,6 +129,8 @@ class HookedPLM(WeightViews, HookedRootModule):
                         "tokenize text with the task's tokenizer (task.tokenizer.encode)")
 
     def to_single_token(self, token: int | str) -> int:
+        """HookedTransformer's API, for TransformerLens utilities that call it: a token id passes through; a string
+        raises ``TypeError``, as the model has no text tokenizer."""
         if isinstance(token, int):
             return token
         raise TypeError("HookedPLM has no string tokenizer; pass token ids")
@@ -138,12 +143,16 @@ class HookedPLM(WeightViews, HookedRootModule):
         return generate(self, input, **kwargs)
 
     def save_pretrained(self, directory) -> None:
+        """Write ``model.safetensors`` and ``config.json`` into ``directory`` (see
+        :func:`plm_interp.checkpoint.save_model`)."""
         from plm_interp.checkpoint import save_model
 
         save_model(self, directory)
 
     @classmethod
     def from_pretrained(cls, directory, device: str | None = None) -> "HookedPLM":
+        """Load a checkpoint written by :meth:`save_pretrained`, verified first (see
+        :func:`plm_interp.checkpoint.load_model`); ``device`` overrides the saved one."""
         from plm_interp.checkpoint import load_model
 
         return load_model(directory, device=device)

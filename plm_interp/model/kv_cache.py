@@ -29,6 +29,7 @@ class KVCache:
 
     @classmethod
     def empty(cls, n_layers: int) -> "KVCache":
+        """A cache with one empty entry per layer, to pass as ``past_kv_cache`` on the first forward pass."""
         return cls([KVCacheEntry() for _ in range(n_layers)])
 
     @property

@@ -101,6 +101,7 @@ class TrainConfig:
         return self.batch_size // (micro * world_size)
 
     def micro_batch(self, world_size: int) -> int:
+        """Sequences per forward pass on each rank: ``batch_size / (grad_accum(world_size) * world_size)``."""
         return self.batch_size // (self.grad_accum(world_size) * world_size)
 
     def total_steps(self, n_ctx: int) -> int:
@@ -111,11 +112,13 @@ class TrainConfig:
         return min(steps)
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field as a plain dict, tuples as lists (JSON and TOML have none); :meth:`from_dict` inverts it."""
         return {f.name: (list(v) if isinstance(v := getattr(self, f.name), tuple) else v)
                 for f in dataclasses.fields(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "train") -> "TrainConfig":
+        """Build from a dict (the ``[train]`` TOML section); unknown keys are refused as ``{source}.key``."""
         check_known(cls, data, source)
         return cls(**data)
 

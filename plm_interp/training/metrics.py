@@ -51,6 +51,8 @@ class MetricsLog:
         atomic_write_bytes(self.path, "".join(json.dumps(r) + "\n" for r in kept).encode())
 
     def log(self, record: dict[str, Any]) -> None:
+        """Append ``record`` as one JSON line, and its numeric values as TensorBoard scalars at ``record["step"]``;
+        a no-op when disabled."""
         if self.path is None:
             return
         if self._fh is None:
@@ -62,6 +64,7 @@ class MetricsLog:
                     self._tb.add_scalar(key, value, record["step"])
 
     def close(self) -> None:
+        """Close the metrics file and the TensorBoard writer; safe to call twice."""
         if self._fh is not None:
             self._fh.close()
             self._fh = None

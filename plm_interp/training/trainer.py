@@ -187,6 +187,7 @@ class Trainer:
 
     @property
     def checkpoint_root(self) -> Path:
+        """``run_dir/checkpoints``: the resumable training checkpoints (the newest ``keep_checkpoints`` of them)."""
         return self.run_dir / "checkpoints"
 
     def _data_position(self) -> dict[str, int]:

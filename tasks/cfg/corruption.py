@@ -28,6 +28,7 @@ class Corrupted:
         return len(self.offsets) - 1
 
     def strings(self) -> list[np.ndarray]:
+        """The corrupted strings' terminal ids, one array per string."""
         return np.split(self.tokens, self.offsets[1:-1])
 
     def changed_positions(self) -> list[np.ndarray]:

@@ -61,21 +61,26 @@ class Grammar:
 
     @property
     def sizes(self) -> list[int]:
+        """Number of symbols of each level, the root's level first and the terminals last."""
         return [len(lvl) for lvl in self.names]
 
     @property
     def terminals(self) -> tuple[str, ...]:
+        """The terminal names, indexed by terminal id (``names[-1]``)."""
         return self.names[-1]
 
     @property
     def n_terminals(self) -> int:
+        """Number of terminals ``T`` (the CFG tokenizer's ``d_vocab`` is ``4 + T``)."""
         return len(self.names[-1])
 
     @property
     def n_rules(self) -> int:
+        """Total number of rules over all NT symbols (each right-hand side counts once)."""
         return sum(len(sym) for lvl in self.rules for sym in lvl)
 
     def symbol(self, level: int, index: int) -> str:
+        """Name of symbol ``index`` of level ``level``."""
         return self.names[level][index]
 
     # --- dense tables used by the vectorised algorithms ------------------------------------------------------
@@ -139,6 +144,7 @@ class Grammar:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Grammar":
+        """Inverse of :meth:`to_dict` (grammars in task specs); ``name`` and ``allow_unreachable`` are optional."""
         if not isinstance(d, dict) or "names" not in d or "rules" not in d:
             raise GrammarError(f"grammar dict needs fields 'names' and 'rules'; got {sorted(d) if isinstance(d, dict) else d!r}")
         return cls(names=d["names"], rules=d["rules"], name=d.get("name", ""),

@@ -36,12 +36,15 @@ class Labels:
 
     @property
     def b_sharp(self) -> Int[np.ndarray, " n"]:
+        """Per token, the highest level whose subtree ends there, or -1 (see :func:`b_sharp_of`)."""
         return b_sharp_of(self.b)
 
     def __len__(self) -> int:
         return len(self.tokens)
 
     def equals(self, other: "Labels") -> bool:
+        """Whether every label array equals ``other``'s; ``==`` cannot say, as the dataclass would compare numpy
+        arrays elementwise."""
         return all(np.array_equal(getattr(self, f), getattr(other, f)) for f in ("tokens", "s", "p", "b"))
 
 
@@ -60,10 +63,12 @@ class LabelledBatch:
 
     @property
     def lengths(self) -> Int[np.ndarray, " batch"]:
+        """Number of tokens of each string."""
         return np.diff(self.offsets)
 
     @property
     def b_sharp(self) -> Int[np.ndarray, " n_tok"]:
+        """Per token, the highest level whose subtree ends there, or -1 (see :func:`b_sharp_of`)."""
         return b_sharp_of(self.b)
 
     def strings(self) -> list[np.ndarray]:

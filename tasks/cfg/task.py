@@ -99,9 +99,12 @@ class CFGTask(Task):
     # --- contract ---------------------------------------------------------------------------------------------
     @property
     def d_vocab(self) -> int:
+        """``4 + T`` for the observed grammar's ``T`` terminals: the four specials, then one id per terminal."""
         return self.tokenizer.d_vocab
 
     def spec(self) -> dict[str, Any]:
+        """JSON-able description kept in the model config: a built-in grammar by name, any other grammar in full
+        (:meth:`Grammar.to_dict`)."""
         name = self.grammar.name
         builtin = name in BUILTINS and load_builtin(name) == self.grammar
         return {"kind": self.kind, "grammar": name if builtin else self.grammar.to_dict(),
@@ -110,6 +113,7 @@ class CFGTask(Task):
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "CFGTask":
+        """Inverse of :meth:`spec`; another ``kind`` or an unknown field raises, naming it."""
         spec = dict(spec)
         if spec.pop("kind", "cfg") != "cfg":
             raise ValueError(f"task spec field 'kind' = {spec.get('kind')!r} is not 'cfg'")

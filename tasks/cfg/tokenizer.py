@@ -42,9 +42,11 @@ class CFGTokenizer:
 
     @property
     def d_vocab(self) -> int:
+        """``4 + T``: the four special ids, then one id per terminal."""
         return N_SPECIAL + len(self.terminals)
 
     def encode(self, terminal_ids, bos: bool = False, eos: bool = False) -> np.ndarray:
+        """Token ids of ``terminal_ids`` (shifted by 4), optionally wrapped in BOS/EOS; bad terminal ids raise."""
         ids = np.asarray(terminal_ids, dtype=np.int64) + N_SPECIAL
         if len(ids) and (ids.min() < N_SPECIAL or ids.max() >= self.d_vocab):
             raise ValueError(f"terminal ids must be in 0..{len(self.terminals) - 1}; got {np.asarray(terminal_ids)}")
@@ -56,6 +58,7 @@ class CFGTokenizer:
         return ids[ids >= N_SPECIAL] - N_SPECIAL
 
     def to_text(self, token_ids) -> str:
+        """``token_ids`` as space-separated names (specials as ``<bos>`` etc.), for reading samples and outputs."""
         return " ".join(self.names[int(i)] for i in np.asarray(token_ids).reshape(-1))
 
     def from_authors_id(self, authors_id: int) -> int:

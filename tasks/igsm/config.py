@@ -77,13 +77,16 @@ class IGSMConfig:
 
     @property
     def target_op_max(self) -> int:
+        """The largest op target a problem can be drawn with: ``op`` when forced, else ``op_max``."""
         return self.op if self.op is not None else self.op_max
 
     def to_dict(self) -> dict[str, Any]:
+        """Every field as a plain dict (the ``config`` of an iGSM task spec)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "IGSMConfig":
+        """Inverse of :meth:`to_dict`; unknown fields are refused by name."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -91,6 +94,7 @@ class IGSMConfig:
         return cls(**d)
 
     def with_(self, **kw: Any) -> "IGSMConfig":
+        """A validated copy with the fields in ``kw`` changed (how keyword overrides refine a preset)."""
         return replace(self, **kw)
 
 

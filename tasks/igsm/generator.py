@@ -39,49 +39,61 @@ class Problem:
 
     @property
     def structure(self) -> Structure:
+        """The structure graph (categories, items, which item has which), from ``graph``."""
         return self.graph.structure
 
     @property
     def query(self) -> Param:
+        """The parameter the question asks for (the last step of the solution)."""
         return self.graph.query
 
     @property
     def answer(self) -> int:
+        """The query's true value (mod ``config.modulus``)."""
         return self.graph.values[self.query]
 
     @property
     def op(self) -> int:
+        """Number of arithmetic operations in the shortest solution (the paper's op, its difficulty measure)."""
         return self.graph.n_op
 
     @property
     def ip(self) -> int:
+        """Number of instance parameters, i.e. of sentences in the problem statement (the paper's ip)."""
         return len(self.graph.formulas)
 
     @property
     def necessary(self) -> list[Param]:
+        """The parameters the query needs, in solution order (query last), as a fresh list."""
         return list(self.graph.order)
 
     @property
     def split(self) -> str:
+        """``"train"`` or ``"test"`` by the template-hash split: train when ``bucket < config.train_buckets``."""
         return "train" if self.bucket < self.config.train_buckets else "test"
 
     def problem_sentences(self) -> list[str]:
+        """One sentence per instance parameter, in ``sentence_order`` (no trailing periods)."""
         st, f = self.structure, self.graph.formulas
         return [text.problem_sentence(st, a, f[a]) for a in self.sentence_order]
 
     def question(self) -> str:
+        """The question sentence, "How many X does Y have?"."""
         return text.question(self.structure, self.query)
 
     def solution_sentences(self) -> list[str]:
+        """One sentence per step of the shortest solution (no trailing periods)."""
         return [text.step_sentence(self.structure, s) for s in self.steps]
 
     @property
     def problem_text(self) -> str:
+        """Problem statement and question as one text: question last for ``fmt="pq"``, first for ``"qp"``."""
         body = ". ".join(self.problem_sentences()) + "."
         return f"{body} {self.question()}" if self.fmt == "pq" else f"{self.question()} {body}"
 
     @property
     def solution_text(self) -> str:
+        """The shortest solution as one text, each sentence ending in a period."""
         return ". ".join(self.solution_sentences()) + "."
 
     @property

@@ -38,14 +38,17 @@ class Sample:
 
     @property
     def text(self) -> str:
+        """The training sequence as text, with the retry sentences when ``steps`` has them."""
         return self.problem.text if self.steps is self.problem.steps else _text_with(self.problem, self.steps)
 
     @property
     def ids(self) -> list[int]:
+        """Token ids of the sequence (``encoded.ids``)."""
         return self.encoded.ids
 
     @property
     def answer(self) -> int:
+        """The problem's true answer (retry sentences never change it)."""
         return self.problem.answer
 
 
@@ -102,9 +105,11 @@ class IGSMTask(Task):
     # ---- Task contract -------------------------------------------------------------------------------------
     @property
     def d_vocab(self) -> int:
+        """Size of the iGSM word vocabulary for ``config.modulus``."""
         return len(self.tokenizer)
 
     def spec(self) -> dict[str, Any]:
+        """JSON-able description kept in the model config: preset, task options and the full generator config."""
         return {"kind": "igsm", "preset": self.preset, "n_ctx": self.n_ctx, "retry": self.retry,
                 "retry_p": self.retry_p, "loss_on": self.loss_on, "mask_retry": self.mask_retry,
                 "config": self.config.to_dict()}
@@ -128,6 +133,8 @@ class IGSMTask(Task):
         return isinstance(other, IGSMTask) and self.spec() == other.spec()
 
     def batches(self, batch_size: int, n_ctx: int | None = None, seed: int = 0, start: int = 0) -> Iterator[Batch]:
+        """Endless batches of whole problems packed into ``n_ctx`` windows and ``<PAD>``-filled. Batch ``b`` depends
+        only on ``(seed, b)``, so ``start=b`` resumes a stream exactly."""
         n_ctx = self.n_ctx if n_ctx is None else n_ctx
         for name, v in (("batch_size", batch_size), ("n_ctx", n_ctx), ("start", start + 1)):
             if not isinstance(v, int) or v < 1:

@@ -53,9 +53,11 @@ class Tokenizer:
 
     @staticmethod
     def words(text: str) -> list[str]:
+        """Split ``text`` into vocabulary words: spaces separate them; ``. , ; ?`` and ``'s`` are words of their own."""
         return _WORD.findall(text)
 
     def encode(self, text: str) -> list[int]:
+        """Ids of the words of ``text`` (see :meth:`words`); unknown words raise ``ValueError``, naming them."""
         ws = _WORD.findall(text)
         try:
             return [self.ids[w] for w in ws]
@@ -64,6 +66,8 @@ class Tokenizer:
             raise ValueError(f"text has words not in the iGSM vocabulary: {unknown}") from None
 
     def decode(self, ids) -> str:
+        """Text of ``ids``, with ``. , ; ?`` and ``'s`` attached to the word before (the inverse of :meth:`encode`
+        on generator text); an id outside the vocabulary raises."""
         out: list[str] = []
         for t in ids:
             t = int(t)
@@ -77,10 +81,12 @@ class Tokenizer:
         return " ".join(out)
 
     def save(self, path: str | Path) -> None:
+        """Write the vocabulary as JSON ``{"modulus", "tokens"}`` (the shipped ``vocab_<modulus>.json`` format)."""
         Path(path).write_text(json.dumps({"modulus": self.modulus, "tokens": self.vocab}, indent=0), encoding="utf-8")
 
     @classmethod
     def load(cls, path: str | Path) -> "Tokenizer":
+        """Read a vocabulary file written by :meth:`save`."""
         raw = json.loads(Path(path).read_text(encoding="utf-8"))
         return cls(raw["tokens"], raw["modulus"])
 

@@ -57,14 +57,17 @@ class VerifyReport:
 
     @property
     def accepted(self) -> list[StepRecord]:
+        """The sentences that count, in order (retracted ones left out)."""
         return [s for s in self.steps if not s.retracted]
 
     @property
     def retracted(self) -> list[int]:
+        """Indices (among the written sentences) of the retracted ``[BACK]`` sentences."""
         return [s.index for s in self.steps if s.retracted]
 
     @property
     def n_retracted(self) -> int:
+        """Number of retracted ``[BACK]`` sentences."""
         return len(self.retracted)
 
 

@@ -20,6 +20,8 @@ class PosEmbed(nn.Module):
         self.W_pos = nn.Parameter(torch.empty(cfg.n_ctx, cfg.d_model, dtype=cfg.torch_dtype))
 
     def forward(self, pos: Int[torch.Tensor, "pos"], batch: int) -> Float[torch.Tensor, "batch pos d_model"]:
+        """The rows of ``W_pos`` at positions ``pos``, broadcast over the batch: what the model adds to the residual
+        stream at ``hook_pos_embed``. Positions ``>= n_ctx`` raise."""
         if int(pos[-1]) >= self.W_pos.shape[0]:
             raise ValueError(f"position {int(pos[-1])} is past n_ctx = {self.W_pos.shape[0]} for absolute positions")
         return self.W_pos[pos].unsqueeze(0).expand(batch, -1, -1)

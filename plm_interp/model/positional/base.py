@@ -38,6 +38,8 @@ class AttentionPositional(nn.Module):
         q_pos: Int[torch.Tensor, "q_pos"],
         k_pos: Int[torch.Tensor, "k_pos"],
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Queries and keys as the scores see them, given their absolute positions. The default leaves them
+        unchanged; rot overrides it (see :attr:`rotates`)."""
         return q, k
 
     def score_bias(
