@@ -66,6 +66,9 @@ def _train(cfg: runconfig.RunConfig, resolved: dict, run_dir: Path, resume: bool
     if info.is_main:
         atomic_write_json(run_dir / CONFIG_NAME, resolved)
     model = HookedPLM(cfg.model)
+    if cfg.train.init_from is not None:  # a resumed run's checkpoint replaces these weights
+        from plm_interp.training.init_from import initialise
+        initialise(model, cfg.train.init_from)
     trainer = Trainer(model, TaskSource(cfg.task, cfg.model.n_ctx, masked=cfg.model.attention_dir == "bidirectional"), cfg.train, run_dir, dist_info=info)
     if info.is_main:
         n_params = sum(p.numel() for p in model.parameters())

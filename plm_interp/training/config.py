@@ -64,6 +64,7 @@ class TrainConfig:
     keep_checkpoints: int = 3  # newest k training checkpoints kept on disk
     tensorboard: bool = False
     progress: bool = True  # tqdm bar on rank 0
+    init_from: str | None = None  # start from these weights: a model directory or a shipped model's name
 
     def __post_init__(self) -> None:
         for name, value in check_types(type(self), dataclasses.asdict(self), "train").items():

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from plm_interp.config import PRESETS, ConfigError, PLMConfig
+from plm_interp.training import init_from
 from plm_interp.training.config import TrainConfig, check_known, check_types
 
 SECTIONS = ("task", "model", "train")
@@ -95,7 +96,14 @@ def resolve(kind: str, layers: dict[str, dict[str, Any]]) -> RunConfig:
         raise ConfigError(f"unknown key(s) {[f'task.{k}' for k in unknown]} for task {kind!r}; "
                           f"known: {sorted(set(task.spec()) - {'kind'})}")
     train_cfg = TrainConfig.from_dict(dict(layers["train"]))
-    model_cfg = _model_config(dict(layers["model"]), task, train_cfg)
+    model_fields = dict(layers["model"])
+    if train_cfg.init_from is not None:
+        source = init_from.load_source(train_cfg.init_from)
+        if not model_fields:  # no [model] given: the source's architecture
+            model_fields = {k: v for k, v in init_from.architecture(source.cfg).items()}
+    model_cfg = _model_config(model_fields, task, train_cfg)
+    if train_cfg.init_from is not None:
+        init_from.check_compatible(source.cfg, model_cfg, train_cfg.init_from)
     if model_cfg.attention_dir == "bidirectional" and not hasattr(task, "mlm_batches"):
         raise ConfigError(f"model.attention_dir = 'bidirectional': task {kind!r} has no masked-LM stream, and "
                           "next-token loss on a bidirectional model would let it see the token it predicts")

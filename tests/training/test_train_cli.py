@@ -105,3 +105,42 @@ def test_train_cli_trains_the_encoder_on_masked_lm(tmp_path, monkeypatch):
     assert seen and seen[0].masked
     batch = next(seen[0](4, seed=0))
     assert (batch["targets"] == -100).any() and (batch["targets"] != -100).any()
+
+
+def test_init_from_starts_at_the_source_weights_and_takes_its_architecture(tmp_path):
+    import torch
+
+    src = tmp_path / "src"
+    assert main(["train", "count_test", *BASE, "--run-dir", str(src)]) == 0
+    source = load_model(src / "final")
+    # no [model] section: the architecture is the source's; lr 1e-9 leaves the weights where they started
+    tune = tmp_path / "tune"
+    assert main(["train", "count_test", "--set", "train.init_from=" + str(src / "final"), "--set", "train.lr=1e-9",
+                 "--set", "train.max_steps=1", "--set", "train.batch_size=4", "--set", "train.progress=false",
+                 "--set", "train.seed=7", "--run-dir", str(tune)]) == 0
+    tuned = load_model(tune / "final")
+    assert tuned.cfg.d_model == source.cfg.d_model and tuned.cfg.seed == 7
+    for name, weight in source.state_dict().items():
+        torch.testing.assert_close(tuned.state_dict()[name], weight, atol=1e-6, rtol=0)
+    # the control: the same run without init_from starts elsewhere
+    fresh = tmp_path / "fresh"
+    assert main(["train", "count_test", *BASE, "--set", "train.lr=1e-9", "--set", "train.max_steps=1",
+                 "--set", "train.seed=7", "--run-dir", str(fresh)]) == 0
+    assert not torch.allclose(load_model(fresh / "final").W_E, source.W_E, atol=1e-3)
+
+
+@pytest.mark.parametrize("value, words", [
+    ("no/such/dir", ["train.init_from", "no/such/dir", "shipped"]),
+    ("SRC", ["train.init_from", "model.d_model", "source 32"]),
+])
+def test_init_from_is_checked_before_anything_is_written(tmp_path, capsys, value, words):
+    src = tmp_path / "src"
+    assert main(["train", "count_test", *BASE, "--run-dir", str(src)]) == 0
+    capsys.readouterr()
+    run_dir = tmp_path / "run"
+    value = str(src / "final") if value == "SRC" else value
+    assert main(["train", "count_test", *BASE, "--set", "model.d_model=64", "--set", f"train.init_from={value}",
+                 "--run-dir", str(run_dir)]) == 2
+    err = capsys.readouterr().err
+    assert all(w in err for w in words), err
+    assert not run_dir.exists()
