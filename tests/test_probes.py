@@ -70,3 +70,26 @@ def test_stop_at_layer_returns_the_cached_residual(tokens):
     _, cache = model.run_with_cache(tokens)
     torch.testing.assert_close(residual(model, tokens, 0), cache["blocks.0.hook_resid_pre"])
     torch.testing.assert_close(residual(model, tokens, 2), cache["blocks.1.hook_resid_post"])
+
+
+@pytest.mark.parametrize("chunk_size", [64, 400])
+def test_cached_activations_train_the_same_probe_with_one_pass_of_the_model(chunk_size):
+    """Reusing the set's activations across epochs changes the cost, not the probe."""
+    model = tiny_model("rot")
+    tokens = torch.randint(0, 11, (200, 12), generator=torch.Generator().manual_seed(1))
+    valid = torch.ones_like(tokens, dtype=torch.bool)
+    labels = _planted(model, tokens)
+    calls = []
+    model.blocks[0].hook_resid_pre.add_hook(lambda act, hook: calls.append(act.shape[0]))
+    probes = {}
+    for cache_bytes in (0, 2**30):
+        torch.manual_seed(0)
+        fit = {"p": ProbeFit(MultiHeadLinearProbe(32, 2, 12, n_heads=2, width=8, mode="diagonal"), labels)}
+        calls.clear()
+        fit_probes(model, 1, tokens, valid, fit, steps=40, lr=3e-2, batch_size=50, chunk_size=chunk_size,
+                   progress=False, cache_bytes=cache_bytes)
+        probes[cache_bytes] = (fit["p"].probe, sum(calls))
+    # 40 steps take several epochs over the 200 rows: the model runs on every epoch without the cache, once with it
+    assert probes[0][1] >= 5 * 200 and probes[2**30][1] == 200
+    for a, b in zip(probes[0][0].parameters(), probes[2**30][0].parameters()):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)

@@ -1,8 +1,10 @@
 """Train and score many probes at once on activations streamed from a frozen model.
 
-The training set is visited in chunks: a chunk's activations are computed once (no grad), every probe takes
-mini-batch steps on it, then the chunk is dropped. Memory is bounded by the chunk, not the dataset; all probes
-share each forward pass of the model.
+The training set is visited in chunks: a chunk's activations are computed (no grad), every probe takes
+mini-batch steps on it, then the chunk is dropped. All probes share each forward pass of the model. When the
+whole set's activations fit in ``cache_bytes`` they are computed once and reused every epoch (a probe takes
+hundreds of epochs over a small set, and re-running the model each time dominated the cost on long strings);
+otherwise memory is bounded by the chunk, not the dataset.
 """
 from __future__ import annotations
 
@@ -40,6 +42,7 @@ def fit_probes(
     seed: int = 0,
     progress: bool = True,
     desc: str = "probe",
+    cache_bytes: int = 2**30,
 ) -> dict[str, ProbeFit]:
     """Fit every probe in ``fits`` for ``steps`` AdamW steps on the activations of ``tokens`` at ``layer``."""
     if tokens.shape[0] == 0:
@@ -51,13 +54,16 @@ def fit_probes(
     gen = torch.Generator().manual_seed(seed)
     n = tokens.shape[0]
     chunk_size = min(chunk_size, n)
+    cache = None
+    if n * tokens.shape[1] * model.cfg.d_model * 4 <= cache_bytes:
+        cache = torch.cat([residual(model, tokens[c: c + chunk_size], layer).float() for c in range(0, n, chunk_size)])
     bar = tqdm(total=steps, desc=desc, disable=not progress, leave=False)
     step = 0
     while step < steps:
         order = torch.randperm(n, generator=gen)
         for c in range(0, n, chunk_size):
             rows = order[c: c + chunk_size]
-            acts = residual(model, tokens[rows], layer).float()
+            acts = cache[rows] if cache is not None else residual(model, tokens[rows], layer).float()
             for _ in range(max(1, math.ceil(len(rows) / batch_size))):
                 idx = torch.randint(0, len(rows), (min(batch_size, len(rows)),), generator=gen)
                 loss = sum(_loss(f, acts[idx], valid[rows][idx], f.labels[rows][idx]) for f in fits.values())
