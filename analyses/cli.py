@@ -1,4 +1,4 @@
-"""``plm-interp analyze NAME --model DIR [--task SPEC] [--set option=value ...] [--out DIR]``.
+"""``plm-interp analyze NAME --model DIR|SHIPPED_NAME [--task SPEC] [--set option=value ...] [--out DIR]``.
 
 ``--task`` is optional when the checkpoint records its task; it takes a JSON spec (``'{"kind": "cfg",
 "grammar": "cfg3b"}'``) or ``cfg:NAME`` for a built-in grammar. Option values are read as JSON when they
@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("analyze", help="run a registered analysis on a checkpoint")
     p.add_argument("name", nargs="?", help="analysis name (omit with --list)")
     p.add_argument("--list", action="store_true", help="list the registered analyses")
-    p.add_argument("--model", help="checkpoint directory (config.json + model.safetensors)")
+    p.add_argument("--model", help="checkpoint directory (config.json + model.safetensors) or shipped model name")
     p.add_argument("--task", default=None, help="task spec as JSON, or cfg:GRAMMAR / igsm:PRESET")
     p.add_argument("--set", dest="options", action="append", default=[], metavar="OPTION=VALUE")
     p.add_argument("--out", default=None, help="directory for result.json, table.md, plot.png")
@@ -51,7 +51,7 @@ def parse_options(items: list[str]) -> dict:
 
 def run(args) -> int:
     import analyses
-    from plm_interp import HookedPLM
+    from plm_interp.pretrained import load_model_ref
 
     if args.list or not args.name:
         for name in analyses.names():
@@ -61,12 +61,15 @@ def run(args) -> int:
     options = parse_options(args.options)
     analyses.registry.check_options(args.name, options)  # unknown name or option: refused before loading
     if not args.model:
-        raise ValueError("--model is required (a checkpoint directory)")
+        raise ValueError("--model is required (a checkpoint directory or a shipped model's name)")
     task = parse_task(args.task)
-    model = HookedPLM.from_pretrained(args.model)
+    model = load_model_ref(args.model)
     result = analyses.run(args.name, model, task, **options)
     print(result.table())
-    out = Path(args.out) if args.out else Path(args.model) / "analyses" / args.name
+    if args.out:
+        out = Path(args.out)
+    else:  # beside a checkpoint directory; for a shipped model, under runs/ (the package stays read-only)
+        out = (Path(args.model) if Path(args.model).is_dir() else Path("runs") / args.model) / "analyses" / args.name
     result.save(out)
     print(f"saved to {out}")
     return 0

@@ -50,3 +50,12 @@ def test_cli_runs_an_analysis_and_refuses_unknown_options(tmp_path, capsys):
     assert main(["analyze", "generation", "--model", str(tmp_path / "nowhere"), "--set", "bogus=1"]) == 2
     assert "bogus" in capsys.readouterr().err
     assert main(["analyze", "no_such_analysis", "--model", "x"]) == 2
+
+
+def test_cli_takes_a_shipped_model_by_name(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the default output goes under runs/NAME/, never into the package
+    assert main(["analyze", "value_lookup", "--model", "igsm-small", "--set", "n=4", "--set", "progress=false"]) == 0
+    assert "selectivity" in capsys.readouterr().out
+    assert (tmp_path / "runs" / "igsm-small" / "analyses" / "value_lookup" / "result.json").is_file()
+    assert main(["analyze", "value_lookup", "--model", "no-such-model"]) == 2
+    assert "shipped" in capsys.readouterr().err

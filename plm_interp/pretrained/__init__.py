@@ -13,8 +13,8 @@ training run. Set ``PLM_INTERP_MODELS`` (``os.pathsep``-separated directories) t
 """
 from plm_interp.pretrained.card import check_card, render_markdown, task_summary
 from plm_interp.pretrained.ship import MAX_FILE_BYTES, ship_model
-from plm_interp.pretrained.store import (ENV_VAR, MODEL_FILES, PACKAGE_ROOT, card, list_models, load_pretrained,
-                                         model_card, model_dir)
+from plm_interp.pretrained.store import (ENV_VAR, MODEL_FILES, PACKAGE_ROOT, card, list_models, load_model_ref,
+                                         load_pretrained, model_card, model_dir)
 
 __all__ = ["ENV_VAR", "MAX_FILE_BYTES", "MODEL_FILES", "PACKAGE_ROOT", "card", "check_card", "list_models",
-           "load_pretrained", "model_card", "model_dir", "render_markdown", "ship_model", "task_summary"]
+           "load_model_ref", "load_pretrained", "model_card", "model_dir", "render_markdown", "ship_model", "task_summary"]

@@ -93,3 +93,16 @@ def load_pretrained(name: str, device: str | None = None, root: str | Path | Non
             raise ValueError(f"{path}: does not match the size/checksum recorded in {directory / CARD_JSON} "
                              "(re-ship the model with ship_model)")
     return load_model(directory, device=device).eval()
+
+
+def load_model_ref(ref: str | Path, device: str | None = None):
+    """A model named the way commands take one: a checkpoint directory (``config.json`` + ``model.safetensors``,
+    e.g. a run's ``final/``), else the name of a shipped model. Anything else raises, listing the shipped names."""
+    from plm_interp.checkpoint import load_model
+
+    if Path(ref).is_dir():
+        return load_model(ref, device=device)
+    if str(ref) in list_models():
+        return load_pretrained(str(ref), device=device)
+    raise ValueError(f"{str(ref)!r} is neither a checkpoint directory (config.json + model.safetensors) nor a "
+                     f"shipped model; shipped: {list_models()}")

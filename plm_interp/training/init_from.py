@@ -23,18 +23,12 @@ NOT_ARCHITECTURE = frozenset({"seed", "device", "model_name", "dtype", "task", "
 
 def load_source(ref: str):
     """The model ``ref`` names: a directory written by ``save_model``, else a shipped model's name."""
-    from plm_interp.checkpoint import load_model
-    from plm_interp.pretrained import list_models, load_pretrained
+    from plm_interp.pretrained import load_model_ref
 
     try:
-        if Path(ref).is_dir():
-            return load_model(ref, device="cpu")
-        if ref in list_models():
-            return load_pretrained(ref, device="cpu")
+        return load_model_ref(ref, device="cpu")
     except (ValueError, ConfigError) as exc:
         raise ConfigError(f"train.init_from = {ref!r}: {exc}") from exc
-    raise ConfigError(f"train.init_from = {ref!r} is neither a model directory (config.json + model.safetensors) "
-                      f"nor a shipped model; shipped: {list_models()}")
 
 
 def architecture(cfg: PLMConfig) -> dict[str, Any]:
