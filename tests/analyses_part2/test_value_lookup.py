@@ -76,3 +76,14 @@ def test_bad_input(task):
     cfg_model = HookedPLM(preset_config("tiny", d_vocab=8, n_ctx=16, task={"kind": "cfg", "grammar": "demo"}))
     with pytest.raises(ValueError):
         analyses.value_lookup(cfg_model)
+
+
+def test_shipped_igsm_small_copies_a_stated_number_without_looking_it_up():
+    """The figures docs/part2_analyses.md reports for the shipped model (deterministic: teacher-forced, seed 0)."""
+    from plm_interp.pretrained import load_pretrained
+
+    r = analyses.value_lookup(load_pretrained("igsm-small"), n=128, progress=False)
+    assert (r.n_sites, round(r.value_acc, 3), round(r.chance, 3)) == (128, 0.586, 0.427)
+    number_attention = (r.to_true + r.to_other).sum(1)  # per layer, summed over heads
+    assert number_attention.argmax() == 0 and number_attention[0] > 2
+    assert r.selectivity().max() < r.chance + 0.1
