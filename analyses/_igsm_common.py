@@ -6,8 +6,8 @@ earlier length. Greedy decoding through it gives exactly the tokens of ``model.g
 """
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import torch
@@ -163,10 +163,15 @@ class Tally:
     unnecessary_ops: int = 0
     defined: int = 0
     retries: int = 0
+    #: kind of the first error of each wrong solution (``tasks.igsm.verify``'s ``error_kind``), e.g. reusing a
+    #: letter is a naming slip where ``unknown_param`` / ``not_ready`` are planning errors
+    errors: Counter = field(default_factory=Counter)
 
     def add(self, rep: VerifyReport) -> None:
         self.n += 1
         self.retries += rep.n_retracted
+        if not rep.correct:
+            self.errors[rep.error_kind] += 1
         if rep.correct:
             self.correct += 1
             self.unnecessary_params += len(rep.unnecessary_params)
@@ -178,7 +183,8 @@ class Tally:
         return {"n": self.n, "acc": self.correct / self.n if self.n else float("nan"),
                 "unnecessary_params": self.unnecessary_params / c if self.correct else float("nan"),
                 "unnecessary_ops": self.unnecessary_ops / c if self.correct else float("nan"),
-                "retries": self.retries / self.n if self.n else float("nan")}
+                "retries": self.retries / self.n if self.n else float("nan"),
+                "first_errors": dict(self.errors.most_common())}
 
 
 def tally_by_op(problems: list[Problem], reports: list[VerifyReport]) -> dict[int | str, Tally]:

@@ -58,7 +58,13 @@ class AnalysisResult(abc.ABC):
         if not rows:
             return "(empty)"
         cols = list(dict.fromkeys(k for r in rows for k in r))
-        fmt = lambda v: f"{v:.{digits}g}" if isinstance(v, float) else ("" if v is None else str(v))
+        def fmt(v: Any) -> str:
+            if isinstance(v, float):
+                return f"{v:.{digits}g}"
+            if isinstance(v, dict):  # e.g. counts per kind: "letter_reused 3, not_ready 1"
+                return ", ".join(f"{k} {fmt(x)}" for k, x in v.items())
+            return "" if v is None else str(v)
+
         lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         lines += ["| " + " | ".join(fmt(r.get(c)) for c in cols) + " |" for r in rows]
         return "\n".join(lines)

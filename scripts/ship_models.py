@@ -98,6 +98,13 @@ def igsm_figures(model, out: Path) -> list[dict]:
                  "value": round(100 * rec["acc"], 1), "paper_value": 99.0,
                  "command": "analyses.regret_probe(model, n_train=256, n_test=64, n_gen=64)",
                  "note": f"caught {_pct(rec['detect'])} of {rec['n_mistakes']} real first mistakes (paper ~60%)"})
+    look = analyses.value_lookup(model, n=128, progress=False)
+    look.save(out / "value_lookup")
+    call = "analyses.value_lookup(model, n=128)"
+    figs.append({"metric": "value right at '=' (teacher-forced, op=1) %", "value": round(100 * look.value_acc, 1),
+                 "command": call, "note": f"chance {100 * look.chance:.1f}"})
+    figs.append({"metric": "best head's lookup selectivity", "value": round(float(look.selectivity().max()), 3),
+                 "command": call, "note": f"chance {look.chance:.3f}"})
     retry = analyses.retry_upon_regret(model, n=64, sets=("in",), beam=4, progress=False)
     retry.save(out / "retry_upon_regret")
     for r in retry.records:
@@ -105,6 +112,12 @@ def igsm_figures(model, out: Path) -> list[dict]:
             figs.append({"metric": f"accuracy in-distribution, {r['method']} %", "value": round(100 * r["acc"], 1),
                          "command": 'analyses.retry_upon_regret(model, n=64, sets=("in",), beam=4)'})
     return figs
+
+
+def _last_metrics(run_dir: Path) -> dict:
+    """The last logged training record of a run (steps and tokens seen, loss)."""
+    lines = (run_dir / "metrics.jsonl").read_text().strip().splitlines()
+    return next(d for d in map(json.loads, reversed(lines)) if "loss" in d)
 
 
 def main(argv=None) -> int:
@@ -121,6 +134,8 @@ def main(argv=None) -> int:
                    help="nt_probe strings (fewer for long-string grammars such as cfg3b on CPU)")
     p.add_argument("--attention-strings", type=int, default=128)
     p.add_argument("--generation-only", action="store_true", help="CFG: skip nt_probe and attention_boundary")
+    p.add_argument("--earlier-runs", type=Path, nargs="*", default=(), metavar="RUN_DIR",
+                   help="earlier stages of a curriculum (their steps and tokens are added to the card's)")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = args.figures_dir or ROOT / "docs" / "figures" / args.name
@@ -136,10 +151,15 @@ def main(argv=None) -> int:
                                 not args.generation_only) if model.cfg.task["kind"] == "cfg" else igsm_figures(model, out)
     print(f"evaluated in {time.time() - t:.0f} s")
     run_cfg = json.loads((args.run_dir / "config.json").read_text())
-    last = json.loads((args.run_dir / "metrics.jsonl").read_text().strip().splitlines()[-1])
+    last = _last_metrics(args.run_dir)
+    earlier = [_last_metrics(d) for d in args.earlier_runs]
     training = {"command": args.command, "wall_time_s": args.wall_time_s, "machine": args.machine,
-                "seed": run_cfg["train"]["seed"], "steps": last["step"], "tokens_seen": last["tokens"],
+                "seed": run_cfg["train"]["seed"], "steps": last["step"] + sum(e["step"] for e in earlier),
+                "tokens_seen": last["tokens"] + sum(e["tokens"] for e in earlier),
                 "final_loss": round(last["loss"], 4)}
+    if earlier:
+        training["stages"] = [{"run": d.name, "steps": e["step"], "tokens": e["tokens"]}
+                              for d, e in zip([*args.earlier_runs, args.run_dir], [*earlier, last])]
     card = {"summary": args.summary, "training": training, "figures": figs,
             "limitations": "Trained on CPU at a small fraction of the paper's budget; see the figures."}
     dest = ship_model(src, args.name, card)

@@ -202,6 +202,8 @@ def test_sentence_spans(task):
 def test_generation_analyses_run_on_a_tiny_model(model):
     r = analyses.reasoning_level(model, n=2, max_new_tokens=12, progress=False)
     assert {x["set"] for x in r.records} == {"in", "reask"} and all(0 <= x["acc"] <= 1 for x in r.records)
+    assert all(sum(x["first_errors"].values()) == round(x["n"] * (1 - x["acc"])) for x in r.records)
+    assert "| first_errors |" in r.table()
     r = analyses.retry_eval(model, n=1, max_new_tokens=8, progress=False)
     assert any(x["set"] == "op=6" for x in r.records)
     r = analyses.retry_upon_regret(model, n=2, beam=2, max_new_tokens=12, n_probe_train=6, progress=False)
@@ -225,3 +227,23 @@ def test_generation_analyses_bad_input(model):
         analyses.retry_upon_regret(model, beam=-1)
     with pytest.raises(ValueError, match="layer"):
         analyses.regret_probe(model, layer=9)
+
+
+def test_tally_counts_first_error_kinds_per_op():
+    """Hand-made wrong solutions: a reused letter and an unknown parameter are told apart in ``first_errors``."""
+    import re
+
+    from analyses._igsm_common import tally_by_op
+    from tasks.igsm import verify
+
+    t = IGSMTask("tiny")
+    s = next(x for x in t.sample(20, seed=5, op=2, split="test").samples if x.text.count("Define") >= 2)
+    sol = s.text.split("<SOL>")[1].strip()  # the solution, "<ANS> v <EOS>" included
+    first, second = re.findall(r"as (\w);", sol)[:2]
+    head, tail = sol.split(". Define", 1)
+    reused = head + ". Define" + re.sub(rf"\b{second}\b", first, tail)  # the second sentence reuses the first letter
+    unknown = sol.replace(sol.split(" as ")[0], "Define Nowhere 's Nothing", 1)
+    reps = [verify(s.problem, w) for w in (sol, reused, unknown)]
+    assert [r.error_kind for r in reps] == [None, "letter_reused", "unknown_param"]
+    row = tally_by_op([s.problem] * 3, reps)[2].row()
+    assert row["acc"] == 1 / 3 and row["first_errors"] == {"letter_reused": 1, "unknown_param": 1}
