@@ -26,6 +26,8 @@ class IGSMConfig:
     * ``split``/``train_buckets``: template-hash split; a problem is *train* when
       ``hash(solution template) mod hash_modulus < train_buckets`` (paper: mod 23, < 17).
     * ``max_parents``: largest in-degree (counting the random-number vertex) of an instance parameter (paper: 4).
+    * ``letters``: solution letters are drawn fresh from the first ``letters`` of a-z A-Z (paper: all 52). A
+      smaller pool makes reusing a letter cost more loss, which is what a small model needs to learn to avoid it.
     """
 
     op_max: int = 15
@@ -38,12 +40,13 @@ class IGSMConfig:
     hash_modulus: int = 23
     train_buckets: int = 17
     max_parents: int = 4
+    letters: int = 52
 
     def __post_init__(self) -> None:
         def bad(field: str, why: str) -> ValueError:
             return ValueError(f"IGSMConfig field {field!r} = {getattr(self, field)!r}: {why}")
 
-        for f in ("op_max", "ip_max", "modulus", "hash_modulus", "train_buckets", "max_parents"):
+        for f in ("op_max", "ip_max", "modulus", "hash_modulus", "train_buckets", "max_parents", "letters"):
             if not isinstance(getattr(self, f), int) or isinstance(getattr(self, f), bool):
                 raise bad(f, "must be an int")
         if self.op is not None and (not isinstance(self.op, int) or isinstance(self.op, bool) or self.op < 1):
@@ -58,6 +61,8 @@ class IGSMConfig:
             raise bad("modulus", "must be <= 1000 (each residue is one vocabulary word)")
         if self.max_parents < 2:
             raise bad("max_parents", "must be >= 2")
+        if not 1 <= self.letters <= 52:
+            raise bad("letters", "must be in [1, 52] (a-z A-Z)")
         if self.fmt not in FORMATS:
             raise bad("fmt", f"must be one of {FORMATS}")
         if self.shuffle not in SHUFFLES:

@@ -145,7 +145,7 @@ def generate(config: IGSMConfig, rng: random.Random, hierarchy: Hierarchy | None
         if g is None:
             continue
         try:
-            steps = build_solution(g, rng)
+            steps = build_solution(g, rng, letters=config.letters)
         except OutOfLetters:
             continue
         bucket = template_hash(steps, g, config.hash_modulus)
@@ -171,9 +171,9 @@ def reask(problem: Problem, rng: random.Random) -> Problem:
         order.remove(q)
         g2 = replace(g, order=order + [q])
         try:
-            steps = build_solution(g2, rng)
+            steps = build_solution(g2, rng, letters=problem.config.letters)
         except OutOfLetters:
             continue
         bucket = template_hash(steps, g2, problem.config.hash_modulus)
         return Problem(g2, steps, list(problem.sentence_order), problem.fmt, bucket, problem.config, reasked=True)
-    raise RuntimeError("reask: every candidate query needs more than 52 letters")
+    raise RuntimeError(f"reask: every candidate query needs more than {problem.config.letters} letters")

@@ -57,15 +57,15 @@ class Step:
 
 
 class _Builder:
-    def __init__(self, g: DepGraph, rng: random.Random):
+    def __init__(self, g: DepGraph, rng: random.Random, letters: int = len(LETTERS)):
         self.g, self.m = g, g.modulus
-        self.pool = list(LETTERS)
+        self.pool, self.n_letters = list(LETTERS[:letters]), letters
         rng.shuffle(self.pool)
         self.val: dict[str, int] = {}
 
     def fresh(self) -> str:
         if not self.pool:
-            raise OutOfLetters("solution needs more than 52 letters")
+            raise OutOfLetters(f"solution needs more than {self.n_letters} letters")
         return self.pool.pop()
 
     def tv(self, t: Term) -> int:
@@ -130,9 +130,11 @@ class _Builder:
         return Step(a, letter, temps, final)
 
 
-def build_solution(g: DepGraph, rng: random.Random, order: list[Param] | None = None) -> list[Step]:
-    """Steps for ``order`` (default: the graph's necessary order), with fresh random letters."""
-    b = _Builder(g, rng)
+def build_solution(g: DepGraph, rng: random.Random, order: list[Param] | None = None,
+                   letters: int = len(LETTERS)) -> list[Step]:
+    """Steps for ``order`` (default: the graph's necessary order), with fresh random letters from the first
+    ``letters`` of :data:`LETTERS`."""
+    b = _Builder(g, rng, letters)
     letters: dict[Param, str] = {}
     return [b.step(a, letters) for a in (order if order is not None else g.order)]
 

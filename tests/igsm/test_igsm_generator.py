@@ -101,7 +101,7 @@ def test_reask_asks_another_parameter():
 
 @pytest.mark.parametrize("field,value", [("modulus", 1), ("op_max", 0), ("ip_max", 1), ("fmt", "xy"),
                                          ("shuffle", "all"), ("split", "dev"), ("train_buckets", 23),
-                                         ("op", 0), ("op_max", 500)])
+                                         ("op", 0), ("op_max", 500), ("letters", 0), ("letters", 53)])
 def test_bad_config_names_field_and_value(field, value):
     with pytest.raises(ValueError, match=f"'{field}' = {value!r}"):
         IGSMConfig(**{field: value})
@@ -120,3 +120,26 @@ def test_other_modulus():
     for _ in range(30):
         p = generate(cfg, rng)
         assert Reference(p).answer() == p.answer < 7
+
+
+def test_letter_pool():
+    """``letters=k`` draws solution letters from the first k of a-z A-Z, fresh within a solution; the default is
+    the paper's 52 and leaves the random stream as it was; the answer re-derived from the text is unchanged."""
+    import re
+
+    from tasks.igsm.solution import LETTERS
+
+    cfg = PRESETS["tiny"].with_(letters=6)
+    rng = random.Random(3)
+    seen = set()
+    for _ in range(80):
+        p = generate(cfg, rng)
+        defined = re.findall(r"(?:\bas |; )([A-Za-z])(?:;| =)", p.solution_text)  # step letters and temporaries
+        assert len(defined) == len(p.steps) + sum(len(s.temps) for s in p.steps)
+        assert len(defined) == len(set(defined)) and set(defined) <= set(LETTERS[:6])
+        assert Reference(p).answer() == p.answer
+        seen |= set(defined)
+    assert seen == set(LETTERS[:6])
+    a, b = random.Random(5), random.Random(5)
+    assert [generate(PRESETS["tiny"], a).text for _ in range(5)] == \
+           [generate(PRESETS["tiny"].with_(letters=52), b).text for _ in range(5)]
