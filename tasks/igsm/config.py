@@ -12,6 +12,7 @@ from typing import Any
 SHUFFLES = ("random", "topological", "none")
 FORMATS = ("pq", "qp")
 SPLITS = ("train", "test", "all")
+LETTER_ORDERS = ("random", "sequential")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,10 @@ class IGSMConfig:
     * ``max_parents``: largest in-degree (counting the random-number vertex) of an instance parameter (paper: 4).
     * ``letters``: solution letters are drawn fresh from the first ``letters`` of a-z A-Z (paper: all 52). A
       smaller pool makes reusing a letter cost more loss, which is what a small model needs to learn to avoid it.
+    * ``letter_order``: ``"random"`` (paper) draws each fresh letter uniformly from the unused ones;
+      ``"sequential"`` names them a, b, c, ... in order of definition. Naming is not reasoning, but a random fresh
+      letter is unpredictable, so the loss barely rewards avoiding used ones and a small model trained on CPU
+      keeps reusing its favourite letter (docs/part2_analyses.md); sequential letters make the name predictable.
     """
 
     op_max: int = 15
@@ -41,6 +46,7 @@ class IGSMConfig:
     train_buckets: int = 17
     max_parents: int = 4
     letters: int = 52
+    letter_order: str = "random"
 
     def __post_init__(self) -> None:
         def bad(field: str, why: str) -> ValueError:
@@ -63,6 +69,8 @@ class IGSMConfig:
             raise bad("max_parents", "must be >= 2")
         if not 1 <= self.letters <= 52:
             raise bad("letters", "must be in [1, 52] (a-z A-Z)")
+        if self.letter_order not in LETTER_ORDERS:
+            raise bad("letter_order", f"must be one of {LETTER_ORDERS}")
         if self.fmt not in FORMATS:
             raise bad("fmt", f"must be one of {FORMATS}")
         if self.shuffle not in SHUFFLES:

@@ -145,7 +145,7 @@ def generate(config: IGSMConfig, rng: random.Random, hierarchy: Hierarchy | None
         if g is None:
             continue
         try:
-            steps = build_solution(g, rng, letters=config.letters)
+            steps = build_solution(g, rng, letters=config.letters, letter_order=config.letter_order)
         except OutOfLetters:
             continue
         bucket = template_hash(steps, g, config.hash_modulus)
@@ -171,7 +171,8 @@ def reask(problem: Problem, rng: random.Random) -> Problem:
         order.remove(q)
         g2 = replace(g, order=order + [q])
         try:
-            steps = build_solution(g2, rng, letters=problem.config.letters)
+            steps = build_solution(g2, rng, letters=problem.config.letters,
+                                   letter_order=problem.config.letter_order)
         except OutOfLetters:
             continue
         bucket = template_hash(steps, g2, problem.config.hash_modulus)

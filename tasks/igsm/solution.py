@@ -57,10 +57,13 @@ class Step:
 
 
 class _Builder:
-    def __init__(self, g: DepGraph, rng: random.Random, letters: int = len(LETTERS)):
+    def __init__(self, g: DepGraph, rng: random.Random, letters: int = len(LETTERS), order: str = "random"):
         self.g, self.m = g, g.modulus
         self.pool, self.n_letters = list(LETTERS[:letters]), letters
-        rng.shuffle(self.pool)
+        if order == "random":
+            rng.shuffle(self.pool)
+        else:  # "sequential": popped from the end, so a, b, c, ...
+            self.pool.reverse()
         self.val: dict[str, int] = {}
 
     def fresh(self) -> str:
@@ -131,10 +134,10 @@ class _Builder:
 
 
 def build_solution(g: DepGraph, rng: random.Random, order: list[Param] | None = None,
-                   letters: int = len(LETTERS)) -> list[Step]:
-    """Steps for ``order`` (default: the graph's necessary order), with fresh random letters from the first
-    ``letters`` of :data:`LETTERS`."""
-    b = _Builder(g, rng, letters)
+                   letters: int = len(LETTERS), letter_order: str = "random") -> list[Step]:
+    """Steps for ``order`` (default: the graph's necessary order), with fresh letters from the first ``letters``
+    of :data:`LETTERS`, drawn at random or in order (``letter_order``)."""
+    b = _Builder(g, rng, letters, letter_order)
     letters: dict[Param, str] = {}
     return [b.step(a, letters) for a in (order if order is not None else g.order)]
 

@@ -101,7 +101,8 @@ def test_reask_asks_another_parameter():
 
 @pytest.mark.parametrize("field,value", [("modulus", 1), ("op_max", 0), ("ip_max", 1), ("fmt", "xy"),
                                          ("shuffle", "all"), ("split", "dev"), ("train_buckets", 23),
-                                         ("op", 0), ("op_max", 500), ("letters", 0), ("letters", 53)])
+                                         ("op", 0), ("op_max", 500), ("letters", 0), ("letters", 53),
+                                         ("letter_order", "abc")])
 def test_bad_config_names_field_and_value(field, value):
     with pytest.raises(ValueError, match=f"'{field}' = {value!r}"):
         IGSMConfig(**{field: value})
@@ -143,3 +144,18 @@ def test_letter_pool():
     a, b = random.Random(5), random.Random(5)
     assert [generate(PRESETS["tiny"], a).text for _ in range(5)] == \
            [generate(PRESETS["tiny"].with_(letters=52), b).text for _ in range(5)]
+
+
+def test_sequential_letters_are_a_b_c_in_order_of_definition():
+    import re
+
+    from tasks.igsm.solution import LETTERS
+
+    cfg = PRESETS["small"].with_(letter_order="sequential")
+    rng = random.Random(4)
+    for _ in range(40):
+        p = generate(cfg, rng)
+        for sol in (p.solution_text, reask(p, rng).solution_text):
+            defined = re.findall(r"(?:\bas |; )([A-Za-z])(?:;| =)", sol)  # step letters and temporaries
+            assert defined and defined == list(LETTERS[: len(defined)])
+        assert Reference(p).answer() == p.answer
