@@ -135,7 +135,7 @@ def test_letter_pool():
     seen = set()
     for _ in range(80):
         p = generate(cfg, rng)
-        defined = re.findall(r"(?:\bas |; )([A-Za-z])(?:;| =)", p.solution_text)  # step letters and temporaries
+        defined = re.findall(r"(?:\bas |; )([A-Za-z])(?=;| =)", p.solution_text)  # step letters and temporaries
         assert len(defined) == len(p.steps) + sum(len(s.temps) for s in p.steps)
         assert len(defined) == len(set(defined)) and set(defined) <= set(LETTERS[:6])
         assert Reference(p).answer() == p.answer
@@ -156,6 +156,6 @@ def test_sequential_letters_are_a_b_c_in_order_of_definition():
     for _ in range(40):
         p = generate(cfg, rng)
         for sol in (p.solution_text, reask(p, rng).solution_text):
-            defined = re.findall(r"(?:\bas |; )([A-Za-z])(?:;| =)", sol)  # step letters and temporaries
+            defined = re.findall(r"(?:\bas |; )([A-Za-z])(?=;| =)", sol)  # step letters and temporaries
             assert defined and defined == list(LETTERS[: len(defined)])
         assert Reference(p).answer() == p.answer
