@@ -16,7 +16,8 @@ from analyses.result import AnalysisResult
 
 #: built-in analysis modules (each registers itself on import)
 _MODULES = ("generation", "nt_probe", "attention_boundary", "robustness",
-            "v_probe", "reasoning_level", "mistakes", "regret_probe", "retry_upon_regret", "retry_eval", "value_lookup")
+            "v_probe", "reasoning_level", "mistakes", "regret_probe", "retry_upon_regret", "retry_eval", "value_lookup",
+            "letter_reuse")
 
 for _m in _MODULES:
     try:

@@ -6,7 +6,9 @@
 # Why a curriculum (docs/part2_analyses.md, "Why it plateaus"): trained on op <= 3 with the loss on the solution
 # only, a 4-layer model copies *some* stated number and plateaus near 20%. The name-keyed lookup (a layer-2 head
 # that attends from `so a =` to the number stated for `a`) forms when every solution is a single lookup (op = 1)
-# and the problem text is in the loss too. Stage 2 and 3 then continue that model on op <= 3.
+# and the problem text is in the loss too. Stage 2 and 3 then continue that model on op <= 3. Stage 3 names the
+# letters a, b, c, ... (`task.letter_order=sequential`): with the paper's random fresh letters the model never
+# learned to avoid a used one, and reusing a letter was the first error of almost every op >= 2 solution.
 # Each stage is an ordinary `plm-interp train` run; `--resume` continues an interrupted stage.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,8 +33,8 @@ stage 1_op1 "${MODEL[@]}" --set task.op=1 --set task.loss_on=all --set train.max
 # 2. op <= 3, loss on all tokens, constant lr 1e-3
 stage 2_tiny --set train.init_from="$RUNS/1_op1/final" --set task.loss_on=all --set train.max_steps=1250 \
   --set train.lr=1e-3 --set train.warmup_steps=200 --set train.schedule=constant
-# 3. op <= 3, loss on the solution, lr 1e-3 decayed (cosine) to 1e-4
+# 3. op <= 3, loss on the solution, sequential letters (a, b, c, ...), lr 1e-3 decayed (cosine) to 1e-4
 stage 3_tiny_solution --set train.init_from="$RUNS/2_tiny/final" --set task.loss_on=solution \
-  --set train.max_steps=3000 --set train.lr=1e-3 --set train.warmup_steps=50 --set train.schedule=cosine \
-  --set train.ckpt_every=500
+  --set task.letter_order=sequential --set train.max_steps=STEPS3 --set train.lr=1e-3 --set train.warmup_steps=50 \
+  --set train.schedule=cosine --set train.ckpt_every=500
 echo "[igsm-small] model: $RUNS/3_tiny_solution/final"
