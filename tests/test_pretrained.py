@@ -205,3 +205,12 @@ def test_every_shipped_model_loads_with_a_complete_card(name):
     assert c["architecture"]["params"] == sum(p.numel() for p in model.parameters())
     analyses.resolve_task(model)  # the recorded task rebuilds and fits the model's vocabulary
     assert model_card(name, root=PACKAGE_ROOT).startswith(f"# {name}")
+
+
+def test_igsm_task_summary_names_a_non_default_letter_scheme():
+    from plm_interp.pretrained.card import task_summary
+    from tasks.igsm import IGSMTask
+
+    assert "letters" not in task_summary(IGSMTask("tiny").spec())
+    assert task_summary(IGSMTask("tiny", letter_order="sequential").spec()).endswith(
+        "sequential letters from a pool of 52")

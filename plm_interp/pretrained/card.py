@@ -44,6 +44,8 @@ def task_summary(spec: dict[str, Any] | None) -> str:
         c = spec.get("config") or {}
         parts = [f"iGSM, preset {spec.get('preset')}", f"op_max {c.get('op_max')}", f"ip_max {c.get('ip_max')}",
                  f"modulus {c.get('modulus')}", f"n_ctx {spec.get('n_ctx')}", f"format {c.get('fmt')}"]
+        if c.get("letter_order", "random") != "random" or c.get("letters", 52) != 52:
+            parts.append(f"{c.get('letter_order', 'random')} letters from a pool of {c.get('letters', 52)}")
         if spec.get("retry"):
             parts.append(f"retry data {spec['retry']} (p = {spec.get('retry_p')})")
         return ", ".join(parts)
