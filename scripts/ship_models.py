@@ -114,10 +114,10 @@ def igsm_figures(model, out: Path) -> list[dict]:
     return figs
 
 
-def _last_metrics(run_dir: Path) -> dict:
-    """The last logged training record of a run (steps and tokens seen, loss)."""
+def _last_metrics(run_dir: Path, step: int | None = None) -> dict:
+    """The last logged training record of a run (steps and tokens seen, loss), or the one at ``step``."""
     lines = (run_dir / "metrics.jsonl").read_text().strip().splitlines()
-    return next(d for d in map(json.loads, reversed(lines)) if "loss" in d)
+    return next(d for d in map(json.loads, reversed(lines)) if "loss" in d and step in (None, d["step"]))
 
 
 def main(argv=None) -> int:
@@ -134,8 +134,9 @@ def main(argv=None) -> int:
                    help="nt_probe strings (fewer for long-string grammars such as cfg3b on CPU)")
     p.add_argument("--attention-strings", type=int, default=128)
     p.add_argument("--generation-only", action="store_true", help="CFG: skip nt_probe and attention_boundary")
-    p.add_argument("--earlier-runs", type=Path, nargs="*", default=(), metavar="RUN_DIR",
-                   help="earlier stages of a curriculum (their steps and tokens are added to the card's)")
+    p.add_argument("--earlier-runs", nargs="*", default=(), metavar="RUN_DIR[:STEP]",
+                   help="earlier stages of a curriculum (their steps and tokens are added to the card's); :STEP "
+                        "names the checkpoint the next stage started from")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     out = args.figures_dir or ROOT / "docs" / "figures" / args.name
@@ -152,14 +153,16 @@ def main(argv=None) -> int:
     print(f"evaluated in {time.time() - t:.0f} s")
     run_cfg = json.loads((args.run_dir / "config.json").read_text())
     last = _last_metrics(args.run_dir)
-    earlier = [_last_metrics(d) for d in args.earlier_runs]
+    stages = [(Path(a.rsplit(":", 1)[0]), int(a.rsplit(":", 1)[1])) if a.rsplit(":", 1)[-1].isdigit() else (Path(a), None)
+              for a in args.earlier_runs]
+    earlier = [_last_metrics(d, step) for d, step in stages]
     training = {"command": args.command, "wall_time_s": args.wall_time_s, "machine": args.machine,
                 "seed": run_cfg["train"]["seed"], "steps": last["step"] + sum(e["step"] for e in earlier),
                 "tokens_seen": last["tokens"] + sum(e["tokens"] for e in earlier),
                 "final_loss": round(last["loss"], 4)}
     if earlier:
         training["stages"] = [{"run": d.name, "steps": e["step"], "tokens": e["tokens"]}
-                              for d, e in zip([*args.earlier_runs, args.run_dir], [*earlier, last])]
+                              for d, e in zip([*(d for d, _ in stages), args.run_dir], [*earlier, last])]
     card = {"summary": args.summary, "training": training, "figures": figs,
             "limitations": "Trained on CPU at a small fraction of the paper's budget; see the figures."}
     dest = ship_model(src, args.name, card)

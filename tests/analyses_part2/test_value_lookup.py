@@ -78,12 +78,14 @@ def test_bad_input(task):
         analyses.value_lookup(cfg_model)
 
 
-def test_shipped_igsm_small_copies_a_stated_number_without_looking_it_up():
-    """The figures docs/part2_analyses.md reports for the shipped model (deterministic: teacher-forced, seed 0)."""
-    from plm_interp.pretrained import load_pretrained
+def test_shipped_igsm_small_looks_the_number_up():
+    """The card's figures for the shipped model (deterministic: teacher-forced, seed 0), and where the lookup is: a
+    head past layer 0 (which cannot yet know which sentence names the parameter) that prefers the true number."""
+    from plm_interp.pretrained import card, load_pretrained
 
     r = analyses.value_lookup(load_pretrained("igsm-small"), n=128, progress=False)
-    assert (r.n_sites, round(r.value_acc, 3), round(r.chance, 3)) == (128, 0.586, 0.427)
-    number_attention = (r.to_true + r.to_other).sum(1)  # per layer, summed over heads
-    assert number_attention.argmax() == 0 and number_attention[0] > 2
-    assert r.selectivity().max() < r.chance + 0.1
+    recorded = {f["metric"]: f["value"] for f in card("igsm-small")["figures"]}
+    assert round(100 * r.value_acc, 1) == recorded["value right at '=' (teacher-forced, op=1) %"]
+    assert float(r.selectivity().max()) == pytest.approx(recorded["best head's lookup selectivity"], abs=2e-3)
+    sel = r.selectivity()
+    assert sel[1:].max() > r.chance + 0.3 and r.value_acc > 0.9
