@@ -157,10 +157,10 @@ def _probe_layer(model, name, layer, train, test, levels, hp, seed, progress) ->
         for kind in PROBE_KINDS:
             mode = {"nt_all": "full", "nt_end_tri": "tridiagonal"}.get(kind, "diagonal")
             classes = 2 if kind == "end_bit" else n_cls
-            probe = MultiHeadLinearProbe(model.cfg.d_model, classes, n_ctx, hp["n_heads"], hp["width"], mode)
+            probe = MultiHeadLinearProbe(model.cfg.d_model, classes, n_ctx, hp["n_heads"], hp["width"], mode,
+                                         seed=seed)
             fits[(level, kind)] = ProbeFit(probe, tr[kind])
             test_labels[(level, kind)] = te[kind]
-    torch.manual_seed(seed)
     keyed = {f"{l}:{k}": f for (l, k), f in fits.items()}
     fit_probes(model, layer, train.tokens, valid_tr, keyed, steps=hp["steps"],
                lr=hp["lr"], batch_size=hp["batch_size"], seed=seed, progress=progress,

@@ -26,6 +26,7 @@ from analyses._igsm_common import check_positive, eval_problems, greedy_generate
 from analyses._task import subjects as control_subjects
 from analyses.registry import register
 from analyses.result import AnalysisResult
+from plm_interp.probes.seeding import seeded
 from analyses.v_probe import layer_list
 from plm_interp.probes import check_layer
 from plm_interp.probes.activations import hook_name
@@ -38,10 +39,11 @@ CANNOT_COMPUTE = ("not_ready", "redefined", "unknown_param")
 class RegretProbe(nn.Module):
     """Linear head on the normalised ``layer`` residual at "as": logit of "A can be computed now"."""
 
-    def __init__(self, d_model: int, layer: int, hook: str):
+    def __init__(self, d_model: int, layer: int, hook: str, seed: int = 0):
         super().__init__()
         self.layer, self.hook = layer, hook  # ``hook``: where the state is read (for decoding-time use)
-        self.head = nn.Linear(d_model, 2)
+        with seeded(seed):
+            self.head = nn.Linear(d_model, 2)
 
     def forward(self, states: Float[torch.Tensor, "b d_model"]) -> Float[torch.Tensor, "b 2"]:
         return self.head(F.layer_norm(states.float(), states.shape[-1:]))
@@ -98,8 +100,7 @@ def fit_regret_probe(model, task, problems: list[Problem], layer: int | None = N
     layer = model.cfg.n_layers if layer is None else check_layer(model, layer)
     seqs, pos, y = regret_examples(task, problems, per_problem, seed)
     x = states_at(model, seqs, pos, layer)
-    torch.manual_seed(seed)
-    probe = RegretProbe(model.cfg.d_model, layer, hook_name(model, layer))
+    probe = RegretProbe(model.cfg.d_model, layer, hook_name(model, layer), seed)
     opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=1e-3)
     for _ in range(steps):
         loss = F.cross_entropy(probe(x), y)

@@ -31,6 +31,7 @@ from analyses._task import subjects as control_subjects
 from analyses.registry import register
 from analyses.result import AnalysisResult
 from plm_interp.probes import check_layer
+from plm_interp.probes.seeding import seeded
 from tasks.igsm import Problem, probe_suffix, true_labels
 
 PROBES = ("nece", "dep", "known", "value", "can_next", "nece_next")
@@ -131,7 +132,8 @@ class VProbe(nn.Module):
         self.layer, self.rank = layer, rank
         self.U = nn.Parameter(torch.zeros(d_vocab, rank))  # zero: the probe starts from the model's own embedding
         self.V = nn.Parameter(torch.randn(rank, d_model, generator=gen) / d_model**0.5)
-        self.head = nn.Linear(d_model, n_classes)
+        with seeded(seed):
+            self.head = nn.Linear(d_model, n_classes)
 
     def states(self, model, tokens: Int[torch.Tensor, "b pos"], end: Int[torch.Tensor, " b"],
                appended: torch.Tensor) -> Float[torch.Tensor, "b d_model"]:

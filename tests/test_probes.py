@@ -93,3 +93,12 @@ def test_cached_activations_train_the_same_probe_with_one_pass_of_the_model(chun
     assert probes[0][1] >= 5 * 200 and probes[2**30][1] == 200
     for a, b in zip(probes[0][0].parameters(), probes[2**30][0].parameters()):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_probe_init_depends_on_seed_only_and_leaves_the_global_rng_alone():
+    state = torch.get_rng_state()
+    a, b = MultiHeadLinearProbe(8, 3, n_ctx=10, n_heads=2, width=5), MultiHeadLinearProbe(8, 3, n_ctx=10, n_heads=2, width=5)
+    c = MultiHeadLinearProbe(8, 3, n_ctx=10, n_heads=2, width=5, seed=1)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
+    assert not torch.equal(a.f.weight, c.f.weight)

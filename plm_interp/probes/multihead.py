@@ -12,13 +12,15 @@ import torch
 from jaxtyping import Bool, Float
 from torch import nn
 
+from plm_interp.probes.seeding import seeded
+
 MODES = ("full", "tridiagonal", "diagonal")
 
 
 class MultiHeadLinearProbe(nn.Module):
     """The paper's position-attentive linear probe (module doc); ``mode`` limits which positions k it reads."""
     def __init__(self, d_model: int, n_classes: int, n_ctx: int, n_heads: int = 16, width: int = 1024,
-                 mode: str = "full"):
+                 mode: str = "full", seed: int = 0):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"probe mode = {mode!r} is not one of {list(MODES)}")
@@ -26,8 +28,9 @@ class MultiHeadLinearProbe(nn.Module):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"probe {name} = {v!r} must be a positive integer")
         self.mode, self.n_heads, self.n_classes = mode, n_heads, n_classes
-        self.f = nn.Linear(d_model, n_heads * n_classes)
-        self.P = nn.Parameter(torch.randn(n_ctx, n_heads, width) * width**-0.5) if mode != "diagonal" else None
+        with seeded(seed):  # the initial weights depend on ``seed`` only
+            self.f = nn.Linear(d_model, n_heads * n_classes)
+            self.P = nn.Parameter(torch.randn(n_ctx, n_heads, width) * width**-0.5) if mode != "diagonal" else None
 
     def mixing(self, n: int, device=None) -> Float[torch.Tensor, "head pos pos"]:
         """``w[r, i, k]``: how much head r of position i reads from position k (before padding is removed)."""

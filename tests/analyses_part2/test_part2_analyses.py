@@ -247,3 +247,15 @@ def test_tally_counts_first_error_kinds_per_op():
     assert [r.error_kind for r in reps] == [None, "letter_reused", "unknown_param"]
     row = tally_by_op([s.problem] * 3, reps)[2].row()
     assert row["acc"] == 1 / 3 and row["first_errors"] == {"letter_reused": 1, "unknown_param": 1}
+
+
+def test_v_probe_and_regret_probe_are_reproducible(model):
+    """Two identical calls give identical figures, whatever the global RNG did in between."""
+    kw = dict(n_train=4, n_test=2, per_problem=2, steps=3, progress=False)
+    first = analyses.v_probe(model, probe="nece", **kw).records
+    torch.randn(7)
+    assert analyses.v_probe(model, probe="nece", **kw).records == first
+    kw = dict(n_train=6, n_test=4, n_gen=1, max_new_tokens=12, controls=False, progress=False)
+    first = analyses.regret_probe(model, **kw).to_dict()["records"]  # NaN -> None, so equal runs compare equal
+    torch.randn(7)
+    assert analyses.regret_probe(model, **kw).to_dict()["records"] == first
