@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train the shipped `igsm-small` on CPU: a three-stage curriculum on iGSM `tiny` (op <= 3), one thread each.
 #
-#   bash scripts/train_igsm_small.sh [RUNS_DIR]        # default runs/igsm_small; about 1 h 50 min on one core
+#   bash scripts/train_igsm_small.sh [RUNS_DIR]        # default runs/igsm_small; about 2 h 15 min on one core
 #
 # Why a curriculum (docs/part2_analyses.md, "Why it plateaus"): trained on op <= 3 with the loss on the solution
 # only, a 4-layer model copies *some* stated number and plateaus near 20%. The name-keyed lookup (a layer-2 head
@@ -35,6 +35,6 @@ stage 2_tiny --set train.init_from="$RUNS/1_op1/final" --set task.loss_on=all --
   --set train.lr=1e-3 --set train.warmup_steps=200 --set train.schedule=constant
 # 3. op <= 3, loss on the solution, sequential letters (a, b, c, ...), lr 1e-3 decayed (cosine) to 1e-4
 stage 3_tiny_solution --set train.init_from="$RUNS/2_tiny/final" --set task.loss_on=solution \
-  --set task.letter_order=sequential --set train.max_steps=3000 --set train.lr=1e-3 --set train.warmup_steps=50 \
+  --set task.letter_order=sequential --set train.max_steps=5000 --set train.lr=1e-3 --set train.warmup_steps=50 \
   --set train.schedule=cosine --set train.ckpt_every=500
 echo "[igsm-small] model: $RUNS/3_tiny_solution/final"
