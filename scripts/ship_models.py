@@ -83,14 +83,20 @@ def igsm_figures(model, out: Path) -> list[dict]:
     for op in sorted({r["op"] for r in lvl.records if r["set"] == "in" and r["op"] != "all"}):
         figs.append({"metric": f"accuracy op={op} %", "value": round(100 * lvl.accuracy("in", op), 1), "command": call})
     figs.append({"metric": "accuracy, reask %", "value": round(100 * lvl.accuracy("reask"), 1), "command": call})
+    if model.cfg.task.get("retry"):  # trained on retry data: how often it retracts (Part 2.2)
+        ret = analyses.retry_eval(model, n=128, sets=("in",), progress=False)
+        ret.save(out / "retry_eval")
+        figs.append({"metric": "retracted sentences per problem, in-distribution", "value": round(ret.retries("in"), 2),
+                     "command": 'analyses.retry_eval(model, n=128, sets=("in",))'})
     for name in ("can_next", "nece"):
-        r = analyses.v_probe(model, probe=name, n_train=256, n_test=64, steps=200, progress=False)
+        r = analyses.v_probe(model, probe=name, progress=False)  # 512 / 128 problems: the margin is a few points
         r.save(out / f"v_probe_{name}")
         figs.append({"metric": f"V-probe {name} %, trained", "value": round(100 * r.accuracy(), 1),
-                     "paper_value": 99.0, "command": f'analyses.v_probe(model, probe="{name}", n_train=256, '
-                                                    'n_test=64, steps=200)',
+                     "paper_value": 99.0, "command": f'analyses.v_probe(model, probe="{name}")',
                      "note": f"random-init {100 * r.accuracy(model='random-init'):.1f}, "
                              f"majority {100 * r.record()['majority']:.1f}"})
+        figs.append({"metric": f"V-probe {name} %, random-init", "value": round(100 * r.accuracy(model="random-init"), 1),
+                     "command": figs[-1]["command"]})
     reg = analyses.regret_probe(model, n_train=256, n_test=64, n_gen=64, progress=False)
     reg.save(out / "regret_probe")
     rec = reg.record()
@@ -98,6 +104,8 @@ def igsm_figures(model, out: Path) -> list[dict]:
                  "value": round(100 * rec["acc"], 1), "paper_value": 99.0,
                  "command": "analyses.regret_probe(model, n_train=256, n_test=64, n_gen=64)",
                  "note": f"caught {_pct(rec['detect'])} of {rec['n_mistakes']} real first mistakes (paper ~60%)"})
+    figs.append({"metric": "regret probe held-out %, random-init", "value": round(100 * reg.record(model="random-init")["acc"], 1),
+                 "command": figs[-1]["command"]})
     look = analyses.value_lookup(model, n=128, progress=False)
     look.save(out / "value_lookup")
     call = "analyses.value_lookup(model, n=128)"

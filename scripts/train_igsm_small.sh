@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Train the shipped `igsm-small` on CPU: a three-stage curriculum on iGSM `tiny` (op <= 3), one thread each.
 #
-#   bash scripts/train_igsm_small.sh [RUNS_DIR]        # default runs/igsm_small; about 2 h 15 min on one core
+#   bash scripts/train_igsm_small.sh [RUNS_DIR]        # default runs/igsm_small; about 2 h 35 min on one core
 #
 # Why a curriculum (docs/part2_analyses.md, "Why it plateaus"): trained on op <= 3 with the loss on the solution
 # only, a 4-layer model copies *some* stated number and plateaus near 20%. The name-keyed lookup (a layer-2 head
@@ -38,3 +38,12 @@ stage 3_tiny_solution --set train.init_from="$RUNS/2_tiny/final" --set task.loss
   --set task.letter_order=sequential --set train.max_steps=5000 --set train.lr=1e-3 --set train.warmup_steps=50 \
   --set train.schedule=cosine --set train.ckpt_every=500
 echo "[igsm-small] model: $RUNS/3_tiny_solution/final"
+# 4. (igsm-small-retry) stage 3's model continued on Part 2.2 retry data: before each solution sentence, with
+#    probability 0.5 (again with 0.5^2, ...), "Define <a parameter that cannot be computed yet> as [BACK].", the
+#    wrong name left out of the loss (task.mask_retry). Predicting [BACK] after "Define A as" makes the model
+#    compute whether A is ready; unmasked, it also learned to write wrong names (docs/part2_analyses.md)
+stage 4_retry --set train.init_from="$RUNS/3_tiny_solution/final" --set task.loss_on=solution \
+  --set task.letter_order=sequential --set task.retry=perfect --set task.retry_p=0.5 --set task.mask_retry=true \
+  --set train.max_steps=1500 --set train.lr=1e-3 --set train.warmup_steps=50 --set train.schedule=cosine \
+  --set train.ckpt_every=500
+echo "[igsm-small] retry model: $RUNS/4_retry/final"

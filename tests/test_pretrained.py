@@ -178,8 +178,9 @@ def test_cli_lists_models_and_prints_a_card(shipped, monkeypatch, capsys):
 PACKAGED = list_models(PACKAGE_ROOT)
 
 
-#: issue 8: at least cfg3b with rot and with abs and a small iGSM model; demo-rot backs the patching notebook
-REQUIRED = {"demo-rot", "cfg3b-rot", "cfg3b-abs", "igsm-small"}
+#: issue 8: at least cfg3b with rot and with abs and a small iGSM model; demo-rot backs the patching notebook;
+#: igsm-small-retry backs issue 7's probe-vs-control evidence (tests/analyses_part2/test_part2_retry_slow.py)
+REQUIRED = {"demo-rot", "cfg3b-rot", "cfg3b-abs", "igsm-small", "igsm-small-retry"}
 
 
 def test_the_package_ships_the_promised_models():
