@@ -48,7 +48,8 @@ class Grammar:
 
     def __post_init__(self) -> None:
         names = tuple(tuple(str(s) for s in lvl) for lvl in self.names)
-        rules = tuple(tuple(tuple(tuple(int(c) for c in rhs) for rhs in sym) for sym in lvl) for lvl in self.rules)
+        rules = tuple(tuple(tuple(tuple(_child_index(c, lvl, i) for c in rhs) for rhs in sym)
+                            for i, sym in enumerate(lvl_rules)) for lvl, lvl_rules in enumerate(self.rules))
         object.__setattr__(self, "names", names)
         object.__setattr__(self, "rules", rules)
         _validate(names, rules, self.allow_unreachable)
@@ -134,7 +135,8 @@ class Grammar:
             for lvl in range(len(self.names))
         ]
         return {"depth": self.depth, "eos_token": t + 1, "mask_token": t + 2, "sep_token": t + 3,
-                "sizes": self.sizes, "idx": ids, "all": all_, "name": self.name}
+                "sizes": self.sizes, "idx": ids, "all": all_, "name": self.name,
+                **({"allow_unreachable": True} if self.allow_unreachable else {})}
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able form (used in task specs)."""
@@ -159,6 +161,14 @@ class Grammar:
             from tasks.cfg.textformat import to_text
 
             path.write_text(to_text(self))
+
+
+def _child_index(c: Any, lvl: int, i: int) -> int:
+    """A rule's child as an int; 0.7 or True is a typo, not index 0 or 1, so it is refused (not truncated)."""
+    if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, np.integer)):
+        raise GrammarError(f"rule of symbol {i} (level {lvl}) has child {c!r} of type {type(c).__name__}; "
+                           f"children are integer indices into level {lvl + 1}")
+    return int(c)
 
 
 def _validate(names: tuple[tuple[str, ...], ...], rules: Rules, allow_unreachable: bool) -> None:
@@ -202,8 +212,14 @@ def _validate(names: tuple[tuple[str, ...], ...], rules: Rules, allow_unreachabl
             raise GrammarError(f"symbol(s) {unused} of level {lvl + 1} are unreachable (no level-{lvl} rule uses them)")
 
 
-def from_authors_json(d: dict[str, Any], name: str = "") -> Grammar:
-    """Build a grammar from the authors' layout (``idx`` / ``all`` with ``children`` as next-level indices)."""
+def from_authors_json(d: dict[str, Any], name: str = "", allow_unreachable: bool | None = None) -> Grammar:
+    """Build a grammar from the authors' layout (``idx`` / ``all`` with ``children`` as next-level indices).
+
+    Unreachable symbols are refused unless ``allow_unreachable`` is passed or the file declares it (a field
+    ``"allow_unreachable": true``, which :meth:`Grammar.to_authors_json` writes): a user's file with an unreachable
+    symbol is usually a typo, so strictness is never switched off by *inferring* it from the rules. The built-in
+    cfg3e1 (which the authors shipped with unreachable NTs) is loaded with the flag set by :func:`load_builtin`.
+    """
     if not isinstance(d, dict) or "all" not in d:
         raise GrammarError("authors' grammar JSON needs field 'all' (list of levels of symbols)")
     levels = d["all"]
@@ -220,19 +236,29 @@ def from_authors_json(d: dict[str, Any], name: str = "") -> Grammar:
                                    f"terminal level {len(levels) - 1} (grammar is not layered)")
         if not last:
             rules.append([[list(r) for r in s["children"]] for s in syms])
-    used = [{c for sym in lvl for rhs in sym for c in rhs} for lvl in rules]
-    unreachable = any(len(u) < len(names[l + 1]) for l, u in enumerate(used))
-    return Grammar(names=names, rules=rules, name=name or d.get("name", ""), allow_unreachable=unreachable)
+    if allow_unreachable is None:
+        allow_unreachable = d.get("allow_unreachable", False)
+        if not isinstance(allow_unreachable, bool):
+            raise GrammarError(f"field 'allow_unreachable' must be true or false, got {allow_unreachable!r}")
+    return Grammar(names=names, rules=rules, name=name or d.get("name", ""), allow_unreachable=allow_unreachable)
 
 
-def load(path: str | Path) -> Grammar:
-    """Load a grammar file: ``.json`` in the authors' layout, anything else in the text format."""
+#: built-ins the authors shipped with NTs that no rule reaches (loaded with ``allow_unreachable``)
+_UNREACHABLE_BUILTINS = ("cfg3e1",)
+
+
+def load(path: str | Path, allow_unreachable: bool | None = None) -> Grammar:
+    """Load a grammar file: ``.json`` in the authors' layout, anything else in the text format.
+
+    ``allow_unreachable`` (default: what the file declares, else strict) applies to the authors' JSON layout; the
+    text format declares it in the file.
+    """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"grammar file {str(path)!r} does not exist")
     if path.suffix == ".json":
         d = json.loads(path.read_text())
-        return from_authors_json(d, name=d.get("name") or path.stem)
+        return from_authors_json(d, name=d.get("name") or path.stem, allow_unreachable=allow_unreachable)
     from tasks.cfg.textformat import parse_text
 
     return parse_text(path.read_text(), default_name=path.stem)
@@ -244,7 +270,7 @@ def load_builtin(name: str) -> Grammar:
         raise GrammarError(f"grammar name {name!r} is not a built-in; known: {list(BUILTINS)}")
     if name == "demo":
         return load(BUILTIN_DIR / "demo.txt")
-    return load(BUILTIN_DIR / f"{name}.json")
+    return load(BUILTIN_DIR / f"{name}.json", allow_unreachable=name in _UNREACHABLE_BUILTINS or None)
 
 
 def resolve(grammar: "str | Grammar | dict") -> Grammar:

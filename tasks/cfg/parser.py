@@ -28,9 +28,13 @@ def flatten(g: Grammar, strings: Strings) -> tuple[np.ndarray, np.ndarray]:
     """Validate strings of terminal ids and return ``(tokens, offsets)`` (CSR); errors name string and position."""
     if isinstance(strings, LabelledBatch):
         return strings.tokens, strings.offsets
-    if isinstance(strings, np.ndarray) and strings.ndim == 1 and len(strings) and not isinstance(strings[0], (list, np.ndarray)):
-        raise ValueError("strings must be a batch (a list of token sequences), got a single 1-d array; wrap it in a list")
-    seqs = [np.asarray(s, dtype=np.int64).reshape(-1) for s in strings]
+    if isinstance(strings, np.ndarray) and strings.dtype != object and strings.ndim != 2:
+        raise ValueError(f"strings must be a batch: a list of token sequences or a 2-d array [batch, pos]; got a "
+                         f"{strings.ndim}-d array; wrap a single string in a list")
+    if not isinstance(strings, np.ndarray) and len(strings) and _is_scalar(strings[0]):
+        raise ValueError(f"strings must be a batch (a list of token sequences); got a flat sequence starting with "
+                         f"{strings[0]!r}; wrap a single string in a list")
+    seqs = [_int_ids(s, k) for k, s in enumerate(strings)]
     lengths = np.array([len(s) for s in seqs], dtype=np.int64)
     tokens = np.concatenate(seqs) if seqs else np.zeros(0, dtype=np.int64)
     bad = np.nonzero((tokens < 0) | (tokens >= g.n_terminals))[0]
@@ -39,6 +43,21 @@ def flatten(g: Grammar, strings: Strings) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"strings[{k}] holds token {int(tokens[bad[0]])}, not a terminal id of grammar "
                          f"{g.name!r} (valid: 0..{g.n_terminals - 1})")
     return tokens, np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+
+
+def _is_scalar(x) -> bool:
+    return isinstance(x, (int, float, bool, np.generic)) or getattr(x, "ndim", None) == 0   # 0-d array/tensor
+
+
+def _int_ids(s, k: int) -> np.ndarray:
+    """String ``k`` as int64 ids; floats and bools are refused rather than truncated (0.9 is not terminal 0)."""
+    a = np.asarray(s)
+    if a.ndim != 1:
+        raise ValueError(f"strings[{k}] must be a 1-d sequence of token ids, got shape {a.shape}")
+    if a.size and (a.dtype == bool or not np.issubdtype(a.dtype, np.integer)):
+        bad = next((x for x in s if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, np.integer))), a[0])
+        raise ValueError(f"strings[{k}] holds {bad!r} ({type(bad).__name__}); token ids must be integers")
+    return a.astype(np.int64, copy=False)
 
 
 def accepts(g: Grammar, strings: Strings, chunk: int = 2048) -> Bool[np.ndarray, " batch"]:
