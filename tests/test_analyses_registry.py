@@ -6,7 +6,7 @@ import pytest
 
 import analyses
 from plm_interp import HookedPLM, preset_config
-from plm_interp.cli import main
+from plm_interp.app.cli import main
 from tasks.cfg import CFGTask
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -238,8 +238,10 @@ def load(path: str | Path) -> Grammar:
     return parse_text(path.read_text(), default_name=path.stem)
 
 
+@lru_cache(maxsize=None)
 def load_builtin(name: str) -> Grammar:
-    """One of :data:`BUILTINS` by name (the paper's nine grammars and ``"demo"``)."""
+    """One of :data:`BUILTINS` by name (the paper's nine grammars and ``"demo"``); each file is read once per
+    process (a :class:`Grammar` is frozen, so every caller can share it; ``CFGTask.spec()`` asks often)."""
     if name not in BUILTINS:
         raise GrammarError(f"grammar name {name!r} is not a built-in; known: {list(BUILTINS)}")
     if name == "demo":
