@@ -67,16 +67,21 @@ def _train(cfg: runconfig.RunConfig, resolved: dict, run_dir: Path, resume: bool
     from plm_interp.training.data import TaskSource
     from plm_interp.training.trainer import Trainer
 
-    # Everything that can fail on the settings fails here, before config.json: the device, the model's size
-    # (building it), the trainer; so a corrected command is a fresh start, with or without --resume.
+    # Everything that can fail on the settings fails here, before config.json: the device, building the model,
+    # the trainer, one batch of the task's data; so a corrected command is a fresh start, with or without --resume.
     distributed.check_device(cfg.train.device)
     info = distributed.init_from_env(cfg.train.device)
-    model = HookedPLM(cfg.model)
+    try:
+        model = HookedPLM(cfg.model)
+    except (RuntimeError, MemoryError) as exc:  # e.g. an embedding too large to allocate
+        raise ConfigError(f"model: cannot build a model of this size (d_vocab = {cfg.model.d_vocab}, n_ctx = "
+                          f"{cfg.model.n_ctx}, d_model = {cfg.model.d_model}): {exc}") from None
     if cfg.train.init_from is not None:  # a resumed run's checkpoint replaces these weights
         from plm_interp.training.init_from import initialise
         initialise(model, cfg.train.init_from)
     source = TaskSource(cfg.task, cfg.model.n_ctx, masked=cfg.model.attention_dir == "bidirectional")
     trainer = Trainer(model, source, cfg.train, run_dir, dist_info=info)
+    _first_batch(source, trainer.micro, cfg.train.seed)
     if info.is_main:
         atomic_write_json(run_dir / CONFIG_NAME, resolved)
         n_params = sum(p.numel() for p in model.parameters())
@@ -91,6 +96,16 @@ def _train(cfg: runconfig.RunConfig, resolved: dict, run_dir: Path, resume: bool
     distributed.barrier(info)
     distributed.shutdown(info)
     return 0
+
+
+def _first_batch(source, batch_size: int, seed: int) -> None:
+    """Draw one batch of the task's stream, so that settings the task cannot produce data for (an iGSM op the
+    structure cannot reach, too few letters) fail before the run directory is written. The stream is a pure
+    function of its seed, so this changes nothing in the run."""
+    try:
+        next(iter(source(batch_size, seed, start=0)))
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"[task]: the task cannot produce a training batch with these settings: {exc}") from None
 
 
 def _command_layers(args) -> tuple[dict, dict]:
