@@ -15,7 +15,7 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -40,8 +40,9 @@ class Grammar:
     symbol ``i`` of level ``l``, each a tuple of indices into level ``l + 1``. Rules are chosen uniformly.
     """
 
-    names: tuple[tuple[str, ...], ...]
-    rules: Rules
+    #: given as any nested sequences, stored as tuples (``__post_init__``); the annotations say what is accepted
+    names: Sequence[Sequence[str]]
+    rules: Sequence[Sequence[Sequence[Sequence[int]]]]
     name: str = ""
     #: the authors' cfg3e1 has NTs no rule reaches; their files load with this set, user grammars are strict
     allow_unreachable: bool = field(default=False, compare=False)
