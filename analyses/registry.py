@@ -89,10 +89,11 @@ def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
         raise ValueError(f"analysis {name!r} has no option(s) {unknown}; options: {sorted(params)}")
     options = {k: _layer_option(name, k, v) for k, v in options.items()}
     try:
-        typing.get_type_hints(fn)
+        hints = typing.get_type_hints(fn)
     except Exception:  # annotations this process cannot evaluate (a user's module): names are checked, not types
         return options
-    return check_types(fn, options, f"analysis {name!r} option")
+    signature = type(f"{name}_options", (), {"__annotations__": {k: v for k, v in hints.items() if k in params}})
+    return check_types(signature, options, f"analysis {name!r} option")
 
 
 def _layer_option(analysis: str, key: str, value: Any) -> Any:
