@@ -74,9 +74,11 @@ class AnalysableTask(Protocol):
     tokenizer: Any  # ``encode`` / ``decode`` between words and ids, ``vocab``, ``d_vocab``
 
     @property
-    def d_vocab(self) -> int: ...
+    def d_vocab(self) -> int:
+        """Number of token ids the model must embed."""
 
-    def spec(self) -> dict[str, Any]: ...
+    def spec(self) -> dict[str, Any]:
+        """The JSON-able description :func:`from_spec` rebuilds the task from."""
 
     def sample(self, n: int, seed: int = 0) -> Any:
         """``n`` fresh held-out samples from ``seed`` (the CFG's ``CFGSamples``, iGSM's ``SampleBatch``)."""
@@ -91,11 +93,14 @@ class CFGAnalysisTask(AnalysableTask, Protocol):
     corrupt_frac: float
     flip_rate: float
 
-    def accepts(self, tokens: Any) -> Any: ...
+    def accepts(self, tokens: Any) -> Any:
+        """Whether each row of token ids holds a string of the language (exact membership)."""
 
-    def decode_rows(self, tokens: Any) -> list: ...
+    def decode_rows(self, tokens: Any) -> list:
+        """Each row's terminal string (``None`` where the row is not ``BOS x EOS``)."""
 
-    def true_next_token_logprobs(self, samples: Any) -> Any: ...
+    def true_next_token_logprobs(self, samples: Any) -> Any:
+        """The exact next-token log-probabilities along each sample."""
 
 
 @runtime_checkable
@@ -107,7 +112,8 @@ class IGSMAnalysisTask(AnalysableTask, Protocol):
     retry: Any
     n_ctx: int
 
-    def eval_sets(self, n: int = 256, seed: int = 1234) -> dict[str, list]: ...
+    def eval_sets(self, n: int = 256, seed: int = 1234) -> dict[str, list]:
+        """The held-out problem sets by name (in-distribution, reask, each OOD op)."""
 
 
 def missing_members(task: Any, protocol: type) -> list[str]:
