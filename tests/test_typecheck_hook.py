@@ -33,7 +33,7 @@ def test_a_function_is_checked_on_its_arguments():
 
 
 def test_the_hook_covers_the_packages_but_not_the_self_validating_configs():
-    from conftest import SELF_VALIDATING, typechecked_modules
+    from typecheck_modules import SELF_VALIDATING, typechecked_modules
 
     names = typechecked_modules()
     assert {"plm_interp.model.attention", "tasks.cfg.parser", "analyses.registry"} <= set(names)
