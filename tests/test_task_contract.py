@@ -75,3 +75,25 @@ def test_presets_are_in_the_config_classes_own_keys(built, kind):
         check_known(TrainConfig, preset["train"], f"{kind} preset {name} train")
         check_known(PLMConfig, preset["model"], f"{kind} preset {name} model")
         TrainConfig.from_dict(dict(preset["train"]))
+
+
+def test_an_entry_point_adds_a_task_kind_in_a_fresh_process(tmp_path):
+    """An installed distribution declaring its Task class in the group plm_interp.tasks is found by from_spec."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "ep_task.py").write_text(
+        "from tasks.cfg import CFGTask\n"
+        "class EpTask(CFGTask):\n    kind = 'ep_task'\n"
+        "    @classmethod\n    def from_spec(cls, spec):\n        return cls('demo')\n")
+    dist = tmp_path / "ep_task-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-task\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[plm_interp.tasks]\nep_task = ep_task:EpTask\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    code = "import tasks; t = tasks.from_spec({'kind': 'ep_task'}); print(type(t).__name__, tasks.task_names())"
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.startswith("EpTask") and "'cfg'" in out.stdout and "'ep_task'" in out.stdout
