@@ -5,28 +5,20 @@
     >>> analyses.names()                                  # doctest: +SKIP
     ['attention_boundary', 'generation', 'nt_probe', ...]
     >>> report = analyses.nt_probe(model)                 # doctest: +SKIP
+
+Every module of this package is imported here and registers its analyses itself (:func:`registry.discover`);
+``analyses.X`` is the *module* ``analyses/X.py``, and calling it runs the analysis ``X`` it defines. Shared
+machinery lives in :mod:`analyses.shared`.
 """
 from __future__ import annotations
 
-import importlib
+import sys
 
+from analyses import registry
 from analyses._task import random_init_like, resolve_task
-from analyses.registry import get, names, register, run
+from analyses.registry import get, load_module, names, register, run
 from analyses.result import AnalysisResult
 
-#: built-in analysis modules (each registers itself on import)
-_MODULES = ("generation", "nt_probe", "attention_boundary", "robustness",
-            "v_probe", "reasoning_level", "mistakes", "regret_probe", "retry_upon_regret", "retry_eval", "value_lookup",
-            "letter_reuse")
+registry.discover(sys.modules[__name__])
 
-for _m in _MODULES:
-    try:
-        _mod = importlib.import_module(f"analyses.{_m}")
-    except ModuleNotFoundError as _exc:  # a module not written yet must not break the others
-        if _exc.name != f"analyses.{_m}":
-            raise
-        continue
-    if hasattr(_mod, _m):
-        globals()[_m] = getattr(_mod, _m)
-
-__all__ = ["AnalysisResult", "get", "names", "random_init_like", "register", "resolve_task", "run"]
+__all__ = ["AnalysisResult", "get", "load_module", "names", "random_init_like", "register", "resolve_task", "run"]

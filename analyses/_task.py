@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import tasks
+from tasks.base import CFGAnalysisTask, IGSMAnalysisTask, missing_members
+
+#: the part of the task contract the analyses of each kind rely on (tasks/base.py)
+_CONTRACTS = {"cfg": CFGAnalysisTask, "igsm": IGSMAnalysisTask}
 
 
 def resolve_task(model, task=None, kind: str | None = None):
@@ -18,6 +22,9 @@ def resolve_task(model, task=None, kind: str | None = None):
         task = tasks.from_spec(task)
     if kind is not None and getattr(task, "kind", None) != kind:
         raise ValueError(f"this analysis needs a {kind!r} task, got {getattr(task, 'kind', type(task).__name__)!r}")
+    if kind in _CONTRACTS and (missing := missing_members(task, _CONTRACTS[kind])):
+        raise TypeError(f"task {task!r} lacks {missing}, which the {kind} analyses use "
+                        f"(tasks.base.{_CONTRACTS[kind].__name__})")
     if task.d_vocab > model.cfg.d_vocab:
         raise ValueError(f"task vocabulary ({task.d_vocab} ids) does not fit the model's d_vocab = {model.cfg.d_vocab}")
     return task

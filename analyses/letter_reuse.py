@@ -12,31 +12,28 @@ argmax is a used letter. Sites and used letters are read from the token text.
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from analyses._igsm_common import check_positive, igsm_task
 from analyses.registry import register
-from analyses.result import AnalysisResult
+from analyses.shared.igsm_inputs import check_positive, igsm_task
+from analyses.shared.records import RecordsResult
 from tasks.igsm.solution import LETTERS
 
 
 @dataclass
-class LetterReuseResult(AnalysisResult):
-    """Probability on already-defined letters at each step's letter, by how many letters were defined before."""
-    #: one record per number of letters defined before the slot, plus ``used = "all"``: n slots, mass on the used
-    #: letters, the same if the model ignored which letters are used ("blind"), argmax on a used letter
-    records: list[dict[str, Any]] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)
+class LetterReuseResult(RecordsResult):
+    """Probability on already-defined letters at each step's letter, by how many letters were defined before.
 
-    def rows(self) -> list[dict[str, Any]]:
-        return self.records
+    ``records``: one per number of letters defined before the slot, plus ``used = "all"``: n slots, mass on the
+    used letters, the same if the model ignored which letters are used ("blind"), argmax on a used letter.
+    """
 
-    def record(self, used: int | str = "all") -> dict[str, Any]:
+    def record(self, used: int | str = "all", **match: Any) -> dict[str, Any]:
         """The record for slots with ``used`` letters defined before (``"all"``: every slot)."""
-        return next(r for r in self.records if r["used"] == used)
+        return super().record(used=used, **match)
 
     def plot(self):
         """Mass on used letters vs the blind expectation, per number of letters already defined."""

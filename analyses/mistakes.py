@@ -8,15 +8,16 @@ the paper's finding for most ``not_ready`` mistakes. Rows are grouped by the ver
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import torch
 
-from analyses._igsm_common import check_positive, eval_problems, greedy_generate, igsm_task, param_names, \
-    sentence_spans, verify_ids
 from analyses.registry import register
-from analyses.result import AnalysisResult
+from analyses.shared.decoding import greedy_generate
+from analyses.shared.igsm_inputs import check_positive, default_sets, eval_problems, igsm_task
+from analyses.shared.igsm_text import param_names, sentence_spans, verify_ids
+from analyses.shared.plots import grouped_bars
+from analyses.shared.records import RecordsResult
 from analyses.v_probe import CPU_FIT, VExamples, fit_v_probe, probe_examples
 from plm_interp.probes import check_layer
 from tasks.igsm import labels_along, probe_suffix
@@ -55,30 +56,19 @@ def wrong_step_queries(task, problems, ids) -> tuple[VExamples, list[str], list[
 
 
 @dataclass
-class MistakesResult(AnalysisResult):
-    """Per error kind: can_next / nece_next probe belief vs the truth at the model's first wrong steps."""
-    #: per error kind (and "all"): n, believed_can_next (probe says ready), truly_can_next, believed/true nece_next
-    records: list[dict[str, Any]] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)
+class MistakesResult(RecordsResult):
+    """Per error kind: can_next / nece_next probe belief vs the truth at the model's first wrong steps.
 
-    def rows(self) -> list[dict[str, Any]]:
-        return self.records
+    ``records``: per error kind (and "all"): n, believed_can_next (probe says ready), true_can_next, believed /
+    true nece_next.
+    """
 
     def plot(self):
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(5, 3.2))
-        names = [r["error_kind"] for r in self.records]
-        x = torch.arange(len(names)).float()
-        for i, (k, lab) in enumerate((("believed_can_next", "probe: can_next"), ("true_can_next", "truth: can_next"),
-                                      ("believed_nece_next", "probe: nece_next"))):
-            ax.bar(x + 0.27 * (i - 1), [100 * r[k] for r in self.records], 0.27, label=lab)
-        ax.set_xticks(x, names, fontsize=7, rotation=20)
-        ax.set_ylabel("% of first wrong steps")
-        ax.set_title("what the model believed at its first mistake")
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        return fig
+        series = {lab: [100 * r[k] for r in self.records] for k, lab in (
+            ("believed_can_next", "probe: can_next"), ("true_can_next", "truth: can_next"),
+            ("believed_nece_next", "probe: nece_next"))}
+        return grouped_bars([r["error_kind"] for r in self.records], series, "% of first wrong steps",
+                            "what the model believed at its first mistake")
 
 
 @register("mistakes")
@@ -90,10 +80,7 @@ def mistakes(model, task=None, n: int = 64, sets: tuple[str, ...] | None = None,
     task = igsm_task(model, task)
     layer = model.cfg.n_layers if layer is None else check_layer(model, layer)
     check_positive(n=n, n_train=n_train, per_problem=per_problem, max_new_tokens=max_new_tokens)
-    if sets is None:
-        from tasks.igsm.task import OOD_OPS
-
-        sets = ("in",) + tuple(f"op={k}" for k in OOD_OPS[task.preset])
+    sets = default_sets(task) if sets is None else sets
     probs = [p for ps in eval_problems(task, n, sets, seed + 1234).values() for p in ps]
     ids = greedy_generate(model, probs, task.tokenizer, max_new_tokens, progress, desc="mistakes generate")
     queries, kinds, truth = wrong_step_queries(task, probs, ids)

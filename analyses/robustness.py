@@ -99,7 +99,7 @@ def long_strings(task, n: int, prefix_len: int, seed: int = 0, max_draws: int = 
 
 
 def valid_completions(task, clean_prefixes: Sequence[np.ndarray],
-                      completions: Sequence[Int[torch.Tensor, " new"]]) -> list[bool]:
+                      completions: Sequence[Int[torch.Tensor, " _new"]]) -> list[bool]:  # one length each
     """Whether ``BOS + clean prefix + completion`` is a string of the language (completion must end in EOS)."""
     rows = [[BOS] + (p + N_SPECIAL).tolist() + c.tolist() for p, c in zip(clean_prefixes, completions)]
     return task.accepts(rows).tolist()  # a row without EOS decodes to None: not accepted

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from jaxtyping import Float
 
-from analyses._igsm_common import check_positive, igsm_task
+from analyses.shared.igsm_inputs import check_positive, igsm_task
 from analyses.registry import register
 from analyses.result import AnalysisResult
 

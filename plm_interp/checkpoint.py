@@ -37,7 +37,12 @@ def save_model(model, directory: str | Path) -> Path:
 
 
 def load_model(directory: str | Path, device: str | None = None):
-    """Load a checkpoint written by :func:`save_model` (or :meth:`HookedPLM.save_pretrained`)."""
+    """Load a checkpoint written by :func:`save_model` (or :meth:`HookedPLM.save_pretrained`) onto ``device``.
+
+    The default is the CPU, whatever device the checkpoint was trained on: a model recorded on ``cuda`` must
+    still open on a laptop (pass ``device="cuda"`` to move it).
+    """
+    device = "cpu" if device is None else device
     from plm_interp.model import HookedPLM
 
     directory = Path(directory)
@@ -50,8 +55,7 @@ def load_model(directory: str | Path, device: str | None = None):
         cfg_dict = meta["config"]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise CheckpointError(f"{config_path}: not a plm-interp config ({exc})") from exc
-    if device is not None:
-        cfg_dict = {**cfg_dict, "device": device}
+    cfg_dict = {**cfg_dict, "device": device} if isinstance(cfg_dict, dict) else cfg_dict
     try:
         cfg = PLMConfig.from_dict(cfg_dict, source=str(config_path))
     except (ConfigError, TypeError) as exc:

@@ -110,3 +110,15 @@ def _cut_after_eos(row: torch.Tensor, prompt_len: int, eos: int | None) -> torch
         return row
     hits = (row[prompt_len:] == eos).nonzero()
     return row if hits.numel() == 0 else row[: prompt_len + int(hits[0]) + 1]
+
+
+def cut_cache(cache: KVCache, n: int) -> KVCache:
+    """The cache of the first ``n`` positions, for decoders that roll back (tensors sliced, never written)."""
+    return KVCache([type(e)(None if e.k is None else e.k[:, :n], None if e.v is None else e.v[:, :n])
+                    for e in cache.entries])
+
+
+def pick_cache(cache: KVCache, rows: Int[torch.Tensor, " row"]) -> KVCache:
+    """Rows ``rows`` of a batched cache, in that order (beam search reorders its beams this way)."""
+    return KVCache([type(e)(None if e.k is None else e.k[rows], None if e.v is None else e.v[rows])
+                    for e in cache.entries])

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from plm_interp.config import POSITIONAL_SCHEMES
-from plm_interp.training import runconfig
+from plm_interp.app import runconfig
 from tasks.cfg import BUILTINS, CFGTask
 from tasks.igsm import IGSMTask
 

@@ -1,10 +1,33 @@
-"""Shared fixtures: tiny models of every positional scheme (seconds on CPU)."""
+"""Shared fixtures: tiny models of every positional scheme (seconds on CPU).
+
+First of all, the jaxtyping import hook: every function and dataclass of ``plm_interp``, ``tasks`` and
+``analyses`` imported by the tests has its annotations checked at run time by beartype, shapes included
+(``Float[Tensor, "batch pos d_model"]`` must agree across the arguments and the return value of one call), so
+a shape annotation cannot lie. It must run before any of those packages is imported, hence here, at the top.
+Set ``PLM_TYPECHECK=0`` to run without it (e.g. to time the code itself).
+"""
 from __future__ import annotations
 
-import pytest
-import torch
+import os
 
-from plm_interp import POSITIONAL_SCHEMES, HookedPLM, PLMConfig
+if os.environ.get("PLM_TYPECHECK", "1") != "0":
+    import random
+
+    import beartype._check.code.codemain as _beartype_codegen
+    from jaxtyping import install_import_hook
+    from typecheck_modules import typechecked_modules
+
+    # beartype checks one random item per container, drawn with Python's global ``random``: that would shift
+    # every seeded stream of the code under test (test_the_checks_leave_the_global_random_stream_alone). Its
+    # own generator keeps the checks and leaves ``random`` alone.
+    _beartype_codegen.getrandbits = random.Random(0).getrandbits
+    # is_pep484_tower: an int is a float (PEP 484), as everywhere in Python typing (``temperature=0``)
+    install_import_hook(typechecked_modules(), "beartype.beartype(conf=beartype.BeartypeConf(is_pep484_tower=True))")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from plm_interp import POSITIONAL_SCHEMES, HookedPLM, PLMConfig  # noqa: E402
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 

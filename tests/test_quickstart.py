@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from plm_interp.cli import main
+from plm_interp.app.cli import main
 
 
 def test_quickstart_writes_a_report(tmp_path, capsys):

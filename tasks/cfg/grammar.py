@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -40,8 +40,9 @@ class Grammar:
     symbol ``i`` of level ``l``, each a tuple of indices into level ``l + 1``. Rules are chosen uniformly.
     """
 
-    names: tuple[tuple[str, ...], ...]
-    rules: Rules
+    #: given as any nested sequences, stored as tuples (``__post_init__``); the annotations say what is accepted
+    names: Sequence[Sequence[str]]
+    rules: Sequence[Sequence[Sequence[Sequence[int]]]]
     name: str = ""
     #: the authors' cfg3e1 has NTs no rule reaches; their files load with this set, user grammars are strict
     allow_unreachable: bool = field(default=False, compare=False)
@@ -264,8 +265,10 @@ def load(path: str | Path, allow_unreachable: bool | None = None) -> Grammar:
     return parse_text(path.read_text(), default_name=path.stem)
 
 
+@lru_cache(maxsize=None)
 def load_builtin(name: str) -> Grammar:
-    """One of :data:`BUILTINS` by name (the paper's nine grammars and ``"demo"``)."""
+    """One of :data:`BUILTINS` by name (the paper's nine grammars and ``"demo"``); each file is read once per
+    process (a :class:`Grammar` is frozen, so every caller can share it; ``CFGTask.spec()`` asks often)."""
     if name not in BUILTINS:
         raise GrammarError(f"grammar name {name!r} is not a built-in; known: {list(BUILTINS)}")
     if name == "demo":

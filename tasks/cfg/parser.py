@@ -21,7 +21,7 @@ from tasks.cfg.grammar import Grammar
 from tasks.cfg.labels import LabelledBatch, Labels
 from tasks.cfg.sampler import _labels
 
-Strings = Union[LabelledBatch, Sequence[Sequence[int]], np.ndarray]
+Strings = Union[LabelledBatch, Sequence[Union[Sequence[int], np.ndarray]], np.ndarray]  # a batch, or a list of strings
 
 
 def flatten(g: Grammar, strings: Strings) -> tuple[np.ndarray, np.ndarray]:

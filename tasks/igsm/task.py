@@ -145,15 +145,18 @@ class IGSMTask(Task):
             b += 1
 
     def presets(self) -> dict[str, dict[str, Any]]:
-        """``paper``: the paper's GPT2-rot 12/12/768 run; ``small``: a CPU-sized run for the small preset."""
+        """``paper``: the paper's GPT2-rot 12/12/768 run; ``small``: a CPU-sized run for the small preset.
+
+        In ``[model]`` / ``[train]`` keys (``TrainConfig``'s own); AdamW on fresh data is what the trainer always does.
+        """
         paper = {"model": {"n_layers": 12, "n_heads": 12, "d_model": 768, "positional": "rot",
                            "n_ctx": self.n_ctx, "d_vocab": self.d_vocab},
-                 "train": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05, "batch_size": 512,
-                           "steps": 100_000, "schedule": "cosine", "warmup_steps": 1000, "fresh_data": True}}
+                 "train": {"lr": 2e-3, "weight_decay": 0.05, "batch_size": 512,
+                           "max_steps": 100_000, "schedule": "cosine", "warmup_steps": 1000}}
         small = {"model": {"n_layers": 4, "n_heads": 4, "d_model": 128, "positional": "rot",
                            "n_ctx": min(self.n_ctx, 256), "d_vocab": self.d_vocab},
-                 "train": {"optimizer": "adamw", "lr": 2e-3, "weight_decay": 0.05, "batch_size": 32,
-                           "steps": 3000, "schedule": "cosine", "warmup_steps": 100, "fresh_data": True}}
+                 "train": {"lr": 2e-3, "weight_decay": 0.05, "batch_size": 32,
+                           "max_steps": 3000, "schedule": "cosine", "warmup_steps": 100}}
         return {"paper": paper, "small": small}
 
     # ---- data ----------------------------------------------------------------------------------------------

@@ -12,8 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+from plm_interp.app import runconfig
 from plm_interp.config import ConfigError
-from plm_interp.training import runconfig
 
 CONFIG_NAME = "config.json"
 
@@ -43,11 +43,16 @@ def run(args) -> int:
     saved = runconfig.load_file(saved_path) if saved_path.is_file() else None
     if saved is not None and not args.resume:
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it, or another --run-dir")
+    if saved is None and run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run-dir {run_dir} is a file, not a directory")
     if saved is None and run_dir.is_dir() and any(run_dir.iterdir()) and not args.resume:
         raise ConfigError(f"--run-dir {run_dir} exists and is not empty")
     # On resume the saved config is the base; what the command line gives must agree with it.
-    layers = runconfig.merge(saved or {}, _layers(args))
-    cfg = runconfig.resolve(args.task, layers)
+    file_layer, set_layer = _command_layers(args)
+    task = runconfig.build_task(args.task, runconfig.merge(saved or {}, file_layer, set_layer)["task"])
+    preset_layer = _preset_layer(task, args.preset)
+    layers = runconfig.merge(saved or {}, preset_layer, file_layer, set_layer)
+    cfg = runconfig.resolve(args.task, layers, task=task if not preset_layer["task"] else None)
     resolved = json.loads(json.dumps(cfg.to_dict()))  # as it will read back from config.json
     if saved is not None:
         _check_same(saved, resolved, saved_path)
@@ -62,15 +67,23 @@ def _train(cfg: runconfig.RunConfig, resolved: dict, run_dir: Path, resume: bool
     from plm_interp.training.data import TaskSource
     from plm_interp.training.trainer import Trainer
 
+    # Everything that can fail on the settings fails here, before config.json: the device, building the model,
+    # the trainer, one batch of the task's data; so a corrected command is a fresh start, with or without --resume.
+    distributed.check_device(cfg.train.device)
     info = distributed.init_from_env(cfg.train.device)
-    if info.is_main:
-        atomic_write_json(run_dir / CONFIG_NAME, resolved)
-    model = HookedPLM(cfg.model)
+    try:
+        model = HookedPLM(cfg.model)
+    except (RuntimeError, MemoryError) as exc:  # e.g. an embedding too large to allocate
+        raise ConfigError(f"model: cannot build a model of this size (d_vocab = {cfg.model.d_vocab}, n_ctx = "
+                          f"{cfg.model.n_ctx}, d_model = {cfg.model.d_model}): {exc}") from None
     if cfg.train.init_from is not None:  # a resumed run's checkpoint replaces these weights
         from plm_interp.training.init_from import initialise
         initialise(model, cfg.train.init_from)
-    trainer = Trainer(model, TaskSource(cfg.task, cfg.model.n_ctx, masked=cfg.model.attention_dir == "bidirectional"), cfg.train, run_dir, dist_info=info)
+    source = TaskSource(cfg.task, cfg.model.n_ctx, masked=cfg.model.attention_dir == "bidirectional")
+    trainer = Trainer(model, source, cfg.train, run_dir, dist_info=info)
+    _first_batch(source, trainer.micro, cfg.train.seed)
     if info.is_main:
+        atomic_write_json(run_dir / CONFIG_NAME, resolved)
         n_params = sum(p.numel() for p in model.parameters())
         print(f"[train] {cfg.task.kind} → {run_dir}  ({n_params:,} parameters, {trainer.total_steps} steps of "
               f"{cfg.train.batch_size}×{cfg.model.n_ctx} tokens, {info.world_size} process(es), "
@@ -85,23 +98,30 @@ def _train(cfg: runconfig.RunConfig, resolved: dict, run_dir: Path, resume: bool
     return 0
 
 
-def _layers(args) -> dict:
-    import tasks
+def _first_batch(source, batch_size: int, seed: int) -> None:
+    """Draw one batch of the task's stream, so that settings the task cannot produce data for (an iGSM op the
+    structure cannot reach, too few letters) fail before the run directory is written. The stream is a pure
+    function of its seed, so this changes nothing in the run."""
+    try:
+        next(iter(source(batch_size, seed, start=0)))
+    except (RuntimeError, ValueError) as exc:
+        raise ConfigError(f"[task]: the task cannot produce a training batch with these settings: {exc}") from None
 
-    file_layer = runconfig.load_file(args.config) if args.config else {}
-    set_layer: dict = {s: {} for s in runconfig.SECTIONS}
+
+def _command_layers(args) -> tuple[dict, dict]:
+    """The ``--config`` file and the ``--set`` items as config sections."""
+    file_layer = runconfig.load_file(args.config) if args.config else runconfig.merge()
+    set_layer: dict = runconfig.merge()
     for item in args.overrides:
         section, key, value = runconfig.parse_override(item)
         set_layer[section][key] = value
-    preset_layer = {}
-    if args.preset:
-        # The preset belongs to the task as configured by the file and overrides (e.g. which grammar).
-        spec = {**runconfig.merge(file_layer, set_layer)["task"], "kind": args.task}
-        try:
-            preset_layer = runconfig.preset_layer(tasks.from_spec(spec), args.preset)
-        except ValueError as exc:
-            raise ConfigError(f"[task]: {exc}") from exc
-    return runconfig.merge(preset_layer, file_layer, set_layer)
+    return file_layer, set_layer
+
+
+def _preset_layer(task, name: str | None) -> dict:
+    """The task's training preset ``name`` (of the task as the file and overrides configure it, e.g. which
+    grammar), or empty sections."""
+    return runconfig.preset_layer(task, name) if name else runconfig.merge()
 
 
 def _run_dir(args) -> Path:

@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import tasks
+from plm_interp.app.overrides import parse_assignment
 from plm_interp.config import PRESETS, ConfigError, PLMConfig
 from plm_interp.training import init_from
 from plm_interp.training.config import TrainConfig, check_known, check_types
 
 SECTIONS = ("task", "model", "train")
-#: Keys some task presets use for things the trainer always does, or under another name.
-_PRESET_ALIASES = {"steps": "max_steps"}
-_PRESET_IMPLIED = {"optimizer": "adamw", "fresh_data": True}
 
 
 @dataclass
@@ -54,16 +53,12 @@ def load_file(path: str | Path) -> dict[str, dict[str, Any]]:
 def parse_override(item: str) -> tuple[str, str, Any]:
     """``"train.lr=1e-3"`` → ``("train", "lr", 0.001)``. Values are TOML (``[0.9, 0.95]``, ``true``, ``"x"``);
     a bare word that is not valid TOML is taken as a string (``--set task.grammar=cfg3f``)."""
-    key, sep, raw = item.partition("=")
-    section, dot, name = key.strip().partition(".")
-    if not sep or not dot or not name:
+    key, value = parse_assignment(item, "section.key=value, e.g. train.lr=1e-3")
+    section, dot, name = key.partition(".")
+    if not dot or not name.strip():
         raise ConfigError(f"--set {item!r}: expected section.key=value, e.g. train.lr=1e-3")
     if section not in SECTIONS:
         raise ConfigError(f"--set {item!r}: unknown section {section!r}; sections: {list(SECTIONS)}")
-    try:
-        value = tomllib.loads(f"v = {raw.strip()}")["v"]
-    except tomllib.TOMLDecodeError:
-        value = raw.strip()
     return section, name.strip(), value
 
 
@@ -75,26 +70,33 @@ def merge(*layers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def resolve(kind: str, layers: dict[str, dict[str, Any]]) -> RunConfig:
-    """Build and validate task, model config and train config from merged sections."""
-    import tasks
-
-    task_fields = dict(layers["task"])
+def build_task(kind: str, section: dict[str, Any]):
+    """The task of the ``[task]`` section, built once and checked: unknown keys are refused as ``task.key``."""
+    task_fields = dict(section)
     if task_fields.pop("kind", kind) != kind:
-        raise ConfigError(f"task.kind = {layers['task']['kind']!r} disagrees with the command's task {kind!r}")
+        raise ConfigError(f"task.kind = {section['kind']!r} disagrees with the command's task {kind!r}")
     if kind not in tasks.task_names():
         raise ConfigError(f"task {kind!r} is not a registered task; known: {tasks.task_names()}")
-    spec = {"kind": kind, **task_fields}
     try:
-        task = tasks.from_spec(spec)
+        task = tasks.from_spec({"kind": kind, **task_fields})
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"[task]: {exc}") from exc
-    known = set(task.spec())
-    known |= {k for v in task.spec().values() if isinstance(v, dict) for k in v}  # nested fields may be set flat
+    spec = task.spec()
+    known = set(spec) | {k for v in spec.values() if isinstance(v, dict) for k in v}  # nested fields set flat
     unknown = sorted(set(task_fields) - known)
     if unknown:
         raise ConfigError(f"unknown key(s) {[f'task.{k}' for k in unknown]} for task {kind!r}; "
-                          f"known: {sorted(set(task.spec()) - {'kind'})}")
+                          f"known: {sorted(set(spec) - {'kind'})}")
+    return task
+
+
+def resolve(kind: str, layers: dict[str, dict[str, Any]], task=None) -> RunConfig:
+    """Build and validate task, model config and train config from merged sections.
+
+    ``task``: the already built task of ``layers["task"]`` (from :func:`build_task`), so that ``--preset``
+    does not build it twice; built here when not given.
+    """
+    task = build_task(kind, layers["task"]) if task is None else task
     train_cfg = TrainConfig.from_dict(dict(layers["train"]))
     model_fields = dict(layers["model"])
     if train_cfg.init_from is not None:
@@ -115,14 +117,7 @@ def preset_layer(task, name: str) -> dict[str, dict[str, Any]]:
     presets = task.presets()
     if name not in presets:
         raise ConfigError(f"--preset {name!r}: task {task.kind!r} has presets {sorted(presets)}")
-    layer = _sections(presets[name], f"preset {name!r}")
-    train = {}
-    for key, value in layer["train"].items():
-        if _PRESET_IMPLIED.get(key, object()) == value:
-            continue
-        train[_PRESET_ALIASES.get(key, key)] = value
-    layer["train"] = train
-    return layer
+    return _sections(presets[name], f"preset {name!r}")
 
 
 def _model_config(fields: dict[str, Any], task, train_cfg: TrainConfig) -> PLMConfig:

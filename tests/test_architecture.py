@@ -1,0 +1,102 @@
+"""The layers import downward only: library <- tasks <- analyses <- app (docs/architecture.md).
+
+The library (every ``plm_interp`` module outside ``plm_interp.app``) imports neither ``tasks``, ``analyses`` nor
+``plm_interp.app``; ``tasks`` imports only the library; ``analyses`` imports the library and ``tasks``; only
+``plm_interp.app`` joins them all. Checked twice: at run time in a fresh interpreter (what importing a layer
+actually loads, lazy imports included when they run at import time) and statically (every ``import`` statement in
+every file, also those inside functions, which run later).
+"""
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parents[1]
+
+#: layer -> the top-level names its files must not import
+FORBIDDEN = {
+    "library": ("tasks", "analyses", "plm_interp.app"),
+    "tasks": ("analyses", "plm_interp.app"),
+    "analyses": ("plm_interp.app",),
+}
+
+
+def layer_files(layer: str) -> list[Path]:
+    if layer == "library":
+        return sorted(p for p in (ROOT / "plm_interp").rglob("*.py") if "app" not in p.relative_to(ROOT).parts[1:2])
+    return sorted((ROOT / layer).rglob("*.py"))
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_names(path: Path) -> list[tuple[int, str]]:
+    """``(line, dotted name)`` of every import in the file; relative imports resolved against its package."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = module_name(path) if path.name == "__init__.py" else module_name(path).rpartition(".")[0]
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+            out += [(node.lineno, f"{base}.{a.name}" if base else a.name) for a in node.names]
+    return out
+
+
+def violates(name: str, forbidden: tuple[str, ...]) -> bool:
+    return any(name == f or name.startswith(f + ".") for f in forbidden)
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_no_file_imports_a_higher_layer(layer):
+    bad = [f"{p.relative_to(ROOT)}:{line} imports {name}" for p in layer_files(layer)
+           for line, name in imported_names(p) if violates(name, FORBIDDEN[layer])]
+    assert not bad, "upward imports:\n" + "\n".join(bad)
+
+
+def test_the_static_check_sees_a_lazy_upward_import(tmp_path):
+    # the checker itself: an import hidden inside a function is still found
+    f = tmp_path / "m.py"
+    f.write_text("def f():\n    from analyses.registry import run\n    import tasks.cfg\n")
+    names = [n for _, n in imported_names(f)]
+    assert names == ["analyses.registry.run", "tasks.cfg"]
+    assert all(violates(n, FORBIDDEN["library"]) for n in names)
+
+
+_PROBE = """
+import importlib, json, sys
+mods = json.loads(sys.argv[1])
+for m in mods:
+    importlib.import_module(m)
+print(json.dumps(sorted(n for n in sys.modules if n.split('.')[0] in ('tasks', 'analyses')
+                        or n == 'plm_interp.app' or n.startswith('plm_interp.app.'))))
+"""
+
+
+@pytest.mark.parametrize("layer", sorted(FORBIDDEN))
+def test_importing_a_layer_loads_no_higher_layer(layer):
+    """Import every module of the layer in one fresh interpreter; if all of them together load no higher layer,
+    none of them does on its own."""
+    modules = [module_name(p) for p in layer_files(layer) if p.name != "__main__.py"]
+    out = subprocess.run([sys.executable, "-c", _PROBE, json.dumps(modules)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    bad = [n for n in loaded if violates(n, FORBIDDEN[layer])]
+    assert not bad, f"importing the {layer} layer loaded {bad}"
+    assert len(modules) > 5
+
+
+def test_the_app_is_the_layer_that_joins_them():
+    # the CLI's own modules do reach every layer (so the rule above is not vacuous)
+    names = {n for p in (ROOT / "plm_interp" / "app").rglob("*.py") for _, n in imported_names(p)}
+    assert any(violates(n, ("tasks",)) for n in names) and any(violates(n, ("analyses",)) for n in names)
