@@ -18,12 +18,14 @@ from jaxtyping import Float, Int
 from torch import nn
 
 from plm_interp.config import PLMConfig
-from plm_interp.model.hooks import HookPoint, is_hooked
+from plm_interp.model.hooks import HookPoint, use_fused
 from plm_interp.model.kv_cache import KVCacheEntry
 from plm_interp.model.positional import attention_positional
 
 
 class Attention(nn.Module):
+    fast_path = "train"  # see plm_interp/model/hooks.py; HookedPLM.fast_path sets it
+
     def __init__(self, cfg: PLMConfig):
         super().__init__()
         self.cfg = cfg
@@ -57,10 +59,10 @@ class Attention(nn.Module):
         if cache is not None:
             k, v = cache.append(k, v)
         k_pos = torch.arange(v.shape[1], device=x.device)
-        if is_hooked(self.hook_attn_scores, self.hook_pattern):
-            z = self._explicit(q, k, v, q_pos, k_pos)
-        else:
+        if use_fused(self, self.hook_attn_scores, self.hook_pattern):
             z = self._fast(q, k, v, q_pos, k_pos)
+        else:
+            z = self._explicit(q, k, v, q_pos, k_pos)
         z = self.hook_z(z)
         b, p = z.shape[:2]
         w_o = self.W_O.reshape(-1, self.cfg.d_model)  # [head*d_head, d_model], a view

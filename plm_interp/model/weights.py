@@ -49,7 +49,7 @@ class WeightViews:
 
     @property
     def W_pos(self) -> Float[torch.Tensor, "n_ctx d_model"]:
-        if not hasattr(self, "pos_embed"):
+        if self.pos_embed is None:
             raise AttributeError(f"W_pos exists only for positional='abs' (this model: {self.cfg.positional!r})")
         return self.pos_embed.W_pos
 
