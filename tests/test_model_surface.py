@@ -108,3 +108,21 @@ def test_bad_generate_arguments_are_refused_by_name(kwargs, word):
     model = tiny_model("rot")
     with pytest.raises(ValueError, match=word):
         model.generate(torch.tensor([[1, 2]]), **kwargs)
+
+
+def test_hooked_sae_plm_is_there_with_sae_lens_and_explained_without():
+    """sae-lens installs on the TL 3.9 line only: there HookedSAEPLM is a HookedPLM with sae-lens's methods;
+    beside TL 4.x asking for it says why it is missing. The module itself imports on both."""
+    import importlib.util
+
+    from plm_interp import HookedPLM
+    from plm_interp.model import sae
+
+    if importlib.util.find_spec("sae_lens") is None:
+        with pytest.raises(ImportError, match="transformer-lens < 4"):
+            sae.hooked_sae_plm_class()
+    else:
+        from sae_lens import HookedSAETransformer
+
+        cls = sae.HookedSAEPLM
+        assert issubclass(cls, HookedPLM) and cls.add_sae is HookedSAETransformer.__dict__["add_sae"]
