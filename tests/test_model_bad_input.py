@@ -51,6 +51,19 @@ def test_issue20_4_fast_path_and_run_with_cache_agree_on_nan(scheme, tokens, dty
     assert torch.equal(fast, cached)
 
 
+def test_issue20_4_half_precision_scores_that_overflow_stay_finite_on_both_paths(tokens):
+    """The finding: float16 q·k past 65504 made run_with_cache NaN (inf - inf in softmax) while the fused
+    kernel, which accumulates in float32, stayed finite. Both now score in float32 for half dtypes."""
+    for scheme in ("abs", "rot", "rel", "none"):
+        model = tiny_model(scheme).half()  # float16 modules (a float16 *config* is refused on CPU)
+        with torch.no_grad():
+            for block in model.blocks:
+                block.attn.W_Q.mul_(300)
+                block.attn.W_K.mul_(300)
+        fast, cached = _finite_both_ways(model, tokens)
+        assert bool(fast.all()) and bool(cached.all()), scheme
+
+
 @pytest.mark.parametrize("shape", [(0,), (2, 0), (0, 5)])
 def test_issue20_10_empty_input_is_refused_naming_the_shape(shape):
     model = tiny_model("rot")

@@ -92,8 +92,12 @@ class Attention(nn.Module):
         qh = q.transpose(1, 2) if q is not None else None  # [b, h, q, e]
         kh = k.transpose(1, 2) if k is not None else None
         bias = self.positional.score_bias(qh, kh, q_pos, k_pos)
+        # Half dtypes: scores and softmax in float32, as the fused kernel accumulates, so a large q·k gives the
+        # same finite pattern on both paths instead of inf - inf = NaN here only (issue 20 item 4).
+        up = torch.float32 if v.dtype in (torch.float16, torch.bfloat16) else v.dtype
+        bias = None if bias is None else bias.to(up)
         if self.positional.uses_qk:
-            scores = qh @ kh.transpose(-1, -2) * self.positional.scale
+            scores = qh.to(up) @ kh.to(up).transpose(-1, -2) * self.positional.scale
             scores = scores if bias is None else scores + bias
         else:
             scores = bias.expand(v.shape[0], -1, -1, -1)
@@ -102,7 +106,7 @@ class Attention(nn.Module):
             scores = scores.masked_fill(~allowed, float("-inf"))
         scores = self.hook_attn_scores(scores)
         pattern = self.hook_pattern(torch.softmax(scores, dim=-1))
-        return torch.einsum("bhqk,bkhe->bqhe", pattern, v)
+        return torch.einsum("bhqk,bkhe->bqhe", pattern.to(v.dtype), v)
 
     def _fast(self, q, k, v, q_pos, k_pos):
         allowed = self._allowed(q_pos, k_pos)
