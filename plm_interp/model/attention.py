@@ -5,10 +5,12 @@ Hooks and layouts (as in TransformerLens): ``hook_q/k/v/z`` ``[batch, pos, head_
 key_pos]``; scores are the real pre-softmax scores, already masked with −inf.
 
 Fast path: q, k, v and z exist in both paths (so their hooks work either way); only the score/pattern
-tensors do not. While ``hook_attn_scores`` and ``hook_pattern`` are idle, attention runs through
+tensors do not. When the fused kernels may run is decided by ``plm_interp/model/hooks.py`` (training mode and no
+TransformerLens hook on scores/pattern, by default); then attention runs through
 ``scaled_dot_product_attention`` (abs, rot, none; rel with its positional bias as an additive mask), or as a
-single batch-independent pattern times the values (pos, uni). Attach a hook to either and the explicit path
-runs. ``tests/test_model_fast_path.py`` checks that both paths agree.
+single batch-independent pattern times the values (pos, uni). Otherwise the explicit path forms every tensor
+(scores and softmax in float32 for half dtypes, as the fused kernel accumulates). ``tests/test_model_fast_path.py``
+checks that both paths agree.
 """
 from __future__ import annotations
 
