@@ -103,8 +103,10 @@ def test_top_p_samples_only_from_the_nucleus():
                                           (dict(freq_penalty=-1.0), "freq_penalty"),
                                           (dict(max_new_tokens=2.5), "max_new_tokens"),
                                           (dict(return_type="logits"), "return_type"),
-                                          (dict(temperature=-1), "temperature")])
+                                          (dict(temperature=-1), "temperature"),
+                                          (dict(output_logits=True), "output_logits")])
 def test_bad_generate_arguments_are_refused_by_name(kwargs, word):
+    """Also TL arguments HookedPLM cannot apply (``output_logits``): a message naming them, no bare TypeError."""
     model = tiny_model("rot")
     with pytest.raises(ValueError, match=word):
         model.generate(torch.tensor([[1, 2]]), **kwargs)

@@ -183,9 +183,16 @@ class HookedPLM(WeightViews, TextMixin, ProcessWeights, HookedRootModule):
 
     # -- decoding and checkpoints (thin wrappers over their own modules) ------------------------------------
     def generate(self, input, **kwargs):
-        """Sample continuations; see :func:`plm_interp.generation.generate` for the arguments."""
+        """Sample continuations with HookedTransformer's arguments; see :func:`plm_interp.generation.generate`.
+        An argument it does not have (e.g. TL's ``output_logits``) is refused by name, not with a bare TypeError."""
+        import inspect
+
         from plm_interp.generation import generate
 
+        known = set(inspect.signature(generate).parameters) - {"model", "input"}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise ValueError(f"generate() does not support {unknown} for HookedPLM; its arguments: {sorted(known)}")
         return generate(self, input, **kwargs)
 
     def save_pretrained(self, directory) -> None:
