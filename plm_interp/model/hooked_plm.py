@@ -1,8 +1,10 @@
 """HookedPLM: the one transformer of plm-interp, on TransformerLens' HookedRootModule.
 
-Read it top to bottom like nanoGPT: embed (+ the scheme's residual embedding: ``W_pos`` for ``abs``) → blocks →
-final LayerNorm → unembed. The positional scheme (``plm_interp/model/positional``) is the only indirection.
-Hook names, parameter names, shapes, ``forward`` / ``generate`` signatures and the text methods follow
+Read it top to bottom like nanoGPT: :meth:`HookedPLM.forward` embeds (+ the scheme's residual embedding, abs's
+``W_pos``), runs the blocks (:class:`TransformerBlock`, at the bottom of this file: ln1 → attention → ln2 → MLP)
+and the final LayerNorm and unembedding. The positional scheme inside attention (``plm_interp/model/positional``)
+is the only indirection; the surface around the forward pass (loss and caches in ``surface.py``, text in
+``text.py``, weight views and processing in ``weights.py`` / ``process_weights.py``) is mixed in. Hook names, parameter names, shapes, ``forward`` / ``generate`` signatures and the text methods follow
 ``HookedTransformer``, so ``run_with_cache``, ``ActivationCache`` helpers, ``transformer_lens.patching``,
 sae-lens and nnsight work unchanged.
 
@@ -22,26 +24,25 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import nn
-from transformer_lens import ActivationCache
 from transformer_lens import HookedRootModule
 
 from plm_interp.config import PLMConfig
-from plm_interp.model.block import TransformerBlock
-from plm_interp.model.components import Embed, LayerNorm, Unembed
+from plm_interp.model.attention import Attention
+from plm_interp.model.components import MLP, Embed, LayerNorm, Unembed
 from plm_interp.model.hooks import FAST_PATH_MODES, HookPoint
-from plm_interp.model.kv_cache import KVCache
+from plm_interp.model.kv_cache import KVCache, KVCacheEntry
 from plm_interp.model.positional import SCHEMES
 from plm_interp.model.process_weights import ProcessWeights
+from plm_interp.model.surface import Surface
 from plm_interp.model.text import TextMixin
 from plm_interp.model.weights import WeightViews
 
 RETURN_TYPES = ("logits", "loss", "both", None)
 
 
-class HookedPLM(WeightViews, TextMixin, ProcessWeights, HookedRootModule):
+class HookedPLM(Surface, WeightViews, TextMixin, ProcessWeights, HookedRootModule):
     """The transformer with TransformerLens hook names and caches; ``cfg.positional`` picks the scheme."""
     def __init__(self, cfg: PLMConfig | dict[str, Any]):
         super().__init__()
@@ -160,72 +161,29 @@ class HookedPLM(WeightViews, TextMixin, ProcessWeights, HookedRootModule):
                              f"{self.cfg.d_model}], got {shape}")
         return resid
 
-    def loss(self, logits, tokens, loss_mask=None, targets=None, per_token: bool = False) -> torch.Tensor:
-        """The training loss of ``logits``: next-token cross-entropy on ``tokens`` (masked by ``loss_mask``, see
-        :func:`lm_loss`) for the causal model, masked-LM cross-entropy on ``targets != -100`` for the
-        bidirectional one. ``per_token`` keeps it per position (``[batch, pos - 1]`` causal, ``[batch, pos]``
-        masked-LM, 0 where not predicted)."""
-        if self.cfg.attention_dir == "bidirectional":
-            if targets is None:
-                raise ValueError("the bidirectional (masked-LM) model needs `targets` (-100 = not predicted)")
-            flat = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
-                                   ignore_index=-100, reduction="none" if per_token else "mean")
-            return flat.view(targets.shape) if per_token else flat
-        return lm_loss(logits, tokens, loss_mask, per_token=per_token)
 
-    def run_with_cache(self, *model_args, return_cache_object: bool = True, remove_batch_dim: bool = False,
-                       **kwargs):
-        """As HookedTransformer: ``(output, ActivationCache)``; ``return_cache_object=False`` gives a dict."""
-        out, cache_dict = super().run_with_cache(*model_args, remove_batch_dim=remove_batch_dim, **kwargs)
-        if not return_cache_object:
-            return out, cache_dict
-        return out, ActivationCache(cache_dict, self, has_batch_dim=not remove_batch_dim)
+class TransformerBlock(nn.Module):
+    """One pre-LayerNorm block with TransformerLens' residual-stream hooks: attention reads ln1(resid) and
+    writes to the residual stream, then the MLP reads ln2(resid) and writes to it."""
 
-    # -- decoding and checkpoints (thin wrappers over their own modules) ------------------------------------
-    def generate(self, input, **kwargs):
-        """Sample continuations with HookedTransformer's arguments; see :func:`plm_interp.generation.generate`.
-        An argument it does not have (e.g. TL's ``output_logits``) is refused by name, not with a bare TypeError."""
-        import inspect
+    def __init__(self, cfg: PLMConfig):
+        super().__init__()
+        self.ln1 = LayerNorm(cfg)
+        self.attn = Attention(cfg)  # the positional scheme lives inside: the one indirection
+        self.ln2 = LayerNorm(cfg)
+        self.mlp = MLP(cfg)
+        self.hook_resid_pre = HookPoint()
+        self.hook_attn_out = HookPoint()
+        self.hook_resid_mid = HookPoint()
+        self.hook_mlp_out = HookPoint()
+        self.hook_resid_post = HookPoint()
 
-        from plm_interp.generation import generate
-
-        known = set(inspect.signature(generate).parameters) - {"model", "input"}
-        unknown = sorted(set(kwargs) - known)
-        if unknown:
-            raise ValueError(f"generate() does not support {unknown} for HookedPLM; its arguments: {sorted(known)}")
-        return generate(self, input, **kwargs)
-
-    def save_pretrained(self, directory) -> None:
-        """Write ``model.safetensors`` and ``config.json`` into ``directory`` (see
-        :func:`plm_interp.checkpoint.save_model`)."""
-        from plm_interp.checkpoint import save_model
-
-        save_model(self, directory)
-
-    @classmethod
-    def from_pretrained(cls, directory, device: str | None = None) -> "HookedPLM":
-        """Load a checkpoint written by :meth:`save_pretrained`, verified first (see
-        :func:`plm_interp.checkpoint.load_model`); ``device`` overrides the saved one."""
-        from plm_interp.checkpoint import load_model
-
-        return load_model(directory, device=device)
-
-
-def lm_loss(
-    logits: Float[torch.Tensor, "batch pos d_vocab"],
-    tokens: Int[torch.Tensor, "batch pos"],
-    loss_mask: torch.Tensor | None = None,
-    per_token: bool = False,
-) -> torch.Tensor:
-    """Mean next-token cross-entropy; ``loss_mask[b, p]`` selects which *predicted* tokens ``p ≥ 1`` count.
-    ``per_token`` gives the ``[batch, pos - 1]`` losses instead (masked-out ones set to 0)."""
-    pred = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
-    target = tokens[:, 1:].reshape(-1)
-    if per_token:
-        losses = F.cross_entropy(pred, target, reduction="none").view(tokens.shape[0], -1)
-        return losses if loss_mask is None else losses * loss_mask[:, 1:].to(losses.dtype)
-    if loss_mask is None:
-        return F.cross_entropy(pred, target)
-    per_token = F.cross_entropy(pred, target, reduction="none")
-    mask = loss_mask[:, 1:].reshape(-1).to(per_token.dtype)
-    return (per_token * mask).sum() / mask.sum().clamp_min(1.0)
+    def forward(
+        self,
+        resid: Float[torch.Tensor, "batch pos d_model"],
+        pos: Int[torch.Tensor, "pos"],
+        cache: KVCacheEntry | None = None,
+    ) -> Float[torch.Tensor, "batch pos d_model"]:
+        resid = self.hook_resid_pre(resid)
+        resid = self.hook_resid_mid(resid + self.hook_attn_out(self.attn(self.ln1(resid), pos, cache)))
+        return self.hook_resid_post(resid + self.hook_mlp_out(self.mlp(self.ln2(resid))))
