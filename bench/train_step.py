@@ -28,7 +28,7 @@ PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
 def ours(shape, scheme, device):
     cfg = PLMConfig(d_model=shape["d_model"], n_layers=shape["n_layers"], n_heads=shape["n_heads"],
                     d_vocab=shape["d_vocab"], n_ctx=shape["n_ctx"], positional=scheme, seed=0, device=device)
-    model = HookedPLM(cfg)
+    model = HookedPLM(cfg).train()  # training mode: the fused path (a new model starts in eval mode)
     return model, lambda tokens: model(tokens, return_type="loss")
 
 

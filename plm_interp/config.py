@@ -7,19 +7,32 @@ Everything is validated at construction, so a bad config fails before any weight
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
-POSITIONAL_SCHEMES = ("abs", "rot", "rel", "pos", "uni", "none")
 ATTENTION_DIRS = ("causal", "bidirectional")
 ACT_FNS = ("gelu", "gelu_new", "relu", "silu")
 UNI_WINDOW_RULES = ("2^h-1", "2^(h-1)")
 
-#: TransformerLens' name for each of our schemes (TL code sometimes branches on it).
-_TL_POSITIONAL_NAME = {"abs": "standard", "rot": "rotary", "rel": "relative", "pos": "position_only",
-                       "uni": "uniform", "none": "none"}
+
+def _schemes() -> dict[str, Any]:
+    """The positional-scheme registry (``plm_interp/model/positional``), imported when first needed: the
+    scheme modules import this one for their type hints, so it cannot be imported at the top."""
+    from plm_interp.model.positional import SCHEMES
+
+    return SCHEMES
+
+
+def __getattr__(name: str) -> Any:
+    # ``POSITIONAL_SCHEMES`` is read from the registry, so a scheme's name is written only in its own module.
+    if name == "POSITIONAL_SCHEMES":
+        from plm_interp.model.positional import scheme_names
+
+        return scheme_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ConfigError(ValueError):
@@ -73,12 +86,15 @@ class PLMConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"config field {name!r} must be a positive integer, got {value!r}")
-        _choice("positional", self.positional, POSITIONAL_SCHEMES)
+        _choice("positional", self.positional, __getattr__("POSITIONAL_SCHEMES"))
         _choice("attention_dir", self.attention_dir, ATTENTION_DIRS)
         _choice("act_fn", self.act_fn, ACT_FNS)
         _choice("normalization_type", self.normalization_type, ("LN",))
-        _choice("uni_window_rule", self.uni_window_rule, UNI_WINDOW_RULES)
         _choice("dtype", self.dtype, ("float32", "float64", "bfloat16", "float16"))
+        if self.dtype == "float16" and str(self.device).startswith("cpu"):
+            # CPU float16 kernels overflow where CUDA's accumulate in float32: the loss goes NaN silently
+            raise ConfigError("config field 'dtype' = 'float16' is not supported on device 'cpu' (it trains to "
+                              "NaN there); use 'bfloat16' or 'float32' on CPU, or float16 on a CUDA device")
         if self.d_head is None:
             if self.d_model % self.n_heads:
                 raise ConfigError(f"config field 'd_model' = {self.d_model} is not divisible by "
@@ -86,26 +102,24 @@ class PLMConfig:
             self.d_head = self.d_model // self.n_heads
         self.d_mlp = 4 * self.d_model if self.d_mlp is None else self.d_mlp
         self.d_vocab_out = self.d_vocab if self.d_vocab_out is None else self.d_vocab_out
-        for name in ("d_head", "d_mlp", "d_vocab_out", "rel_max_distance"):
+        for name in ("d_head", "d_mlp", "d_vocab_out"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(f"config field {name!r} must be a positive integer, got {value!r}")
         if self.rotary_dim is None:
             self.rotary_dim = self.d_head
-        if self.positional == "rot" and (self.rotary_dim % 2 or not 0 < self.rotary_dim <= self.d_head):
-            raise ConfigError(f"config field 'rotary_dim' = {self.rotary_dim} must be even and in (0, d_head={self.d_head}]")
-        if self.positional == "uni" and self.n_heads > 30:
-            raise ConfigError(f"config field 'n_heads' = {self.n_heads}: uni's window rule {self.uni_window_rule} "
-                              "gives head windows up to 2^n_heads tokens; at most 30 heads are allowed")
         if self.initializer_range is None:
             self.initializer_range = 0.8 / self.d_model**0.5
-        if not self.eps > 0:
-            raise ConfigError(f"config field 'eps' must be > 0, got {self.eps!r}")
+        for name in ("initializer_range", "eps"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+                raise ConfigError(f"config field {name!r} must be a finite number > 0, got {value!r}")
+        _schemes()[self.positional].validate(self)  # the fields only the chosen scheme reads
 
     @property
     def positional_embedding_type(self) -> str:
         """TransformerLens' name for the scheme (``"standard"`` for abs, ``"rotary"`` for rot, ...)."""
-        return _TL_POSITIONAL_NAME[self.positional]
+        return _schemes()[self.positional].tl_name
 
     @property
     def torch_dtype(self) -> torch.dtype:

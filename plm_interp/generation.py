@@ -11,6 +11,7 @@ from typing import Sequence
 
 import torch
 from jaxtyping import Int
+from tqdm.auto import tqdm
 
 from plm_interp.model.kv_cache import KVCache
 
@@ -18,56 +19,98 @@ from plm_interp.model.kv_cache import KVCache
 @torch.no_grad()
 def generate(
     model,
-    input: Int[torch.Tensor, "batch pos"] | Sequence[Sequence[int] | torch.Tensor],
+    input: Int[torch.Tensor, "batch pos"] | Sequence[Sequence[int] | torch.Tensor] | str | list[str] = "",
     max_new_tokens: int | None = None,
-    temperature: float = 1.0,
-    top_k: int | None = None,
-    eos_token_id: int | None = None,
     stop_at_eos: bool = True,
+    eos_token_id: int | None = None,
+    do_sample: bool = True,
+    top_k: int | None = None,
+    top_p: float | None = None,
+    temperature: float = 1.0,
+    freq_penalty: float = 0.0,
     use_past_kv_cache: bool = True,
+    prepend_bos: bool | None = None,
+    padding_side: str | None = None,
+    return_type: str | None = "input",
+    verbose: bool = False,
     generator: torch.Generator | None = None,
     seed: int | None = None,
 ):
-    """Continue each prompt by sampling (``temperature=0`` is greedy).
+    """Continue each prompt; HookedTransformer's arguments, with exact KV-cached decoding.
 
     Args:
-        input: ``[batch, pos]`` token ids, or a list of prompts of possibly different lengths.
+        input: ``[batch, pos]`` token ids, a list of prompts of possibly different lengths, or text (the task
+            tokenizer; ``prepend_bos`` adds its BOS id).
         max_new_tokens: at most this many new tokens; default fills the context (``n_ctx - prompt length``).
-        top_k: sample among the k most likely tokens only.
-        eos_token_id: rows that emit it stop (they are padded with it while others continue) when
-            ``stop_at_eos``.
+        stop_at_eos / eos_token_id: rows that emit ``eos_token_id`` stop (padded with it while others continue);
+            with no id given, nothing stops early (our tasks end samples differently).
+        do_sample: False (or ``temperature=0``) is greedy; else sample, optionally from the ``top_k`` most
+            likely tokens and/or the smallest set with probability ``>= top_p``; ``freq_penalty`` subtracts
+            ``freq_penalty * count`` from the logit of each token already in the row (as TransformerLens).
+        return_type: ``"input"`` (text for text input, else tokens), ``"tokens"`` or ``"str"``.
+        verbose: a progress bar over the new tokens.
         generator / seed: the random source, for reproducible samples.
+        padding_side: accepted for text lists; uneven prompts are never padded (they are decoded in groups).
 
     Returns:
-        ``[batch, pos + new]`` tokens for tensor input; a list of 1-D tensors (prompt + continuation, cut
-        after EOS) for list input.
+        ``[batch, pos + new]`` tokens for tensor input; a list of 1-D tensors (prompt + continuation, cut after
+        EOS) for a list of token prompts; text (or a list of texts) for text input or ``return_type="str"``.
     """
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0, got {temperature}")
-    if top_k is not None and not 1 <= top_k <= model.cfg.d_vocab_out:
-        raise ValueError(f"top_k must be in [1, d_vocab_out={model.cfg.d_vocab_out}], got {top_k}")
+    if not (isinstance(temperature, (int, float)) and temperature >= 0):
+        raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
+    if top_k is not None and not (isinstance(top_k, int) and 1 <= top_k <= model.cfg.d_vocab_out):
+        raise ValueError(f"top_k must be an int in [1, d_vocab_out={model.cfg.d_vocab_out}], got {top_k!r}")
+    if top_p is not None and not (isinstance(top_p, (int, float)) and 0 < top_p <= 1):
+        raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
+    if not (isinstance(freq_penalty, (int, float)) and freq_penalty >= 0):
+        raise ValueError(f"freq_penalty must be a number >= 0, got {freq_penalty!r}")
+    if max_new_tokens is not None and (isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int)):
+        raise ValueError(f"max_new_tokens must be an int, got {max_new_tokens!r}")
+    if return_type not in ("input", "tokens", "str", None):
+        raise ValueError(f"return_type must be 'input', 'tokens' or 'str', got {return_type!r}")
     if model.cfg.attention_dir != "causal":
         raise ValueError("generate() needs a causal model; this one has attention_dir='bidirectional'")
     if generator is None and seed is not None:
         generator = torch.Generator(device=model.W_E.device).manual_seed(seed)
+    temperature = temperature if do_sample else 0.0
+    options = dict(max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                   freq_penalty=freq_penalty, eos=eos_token_id if stop_at_eos else None,
+                   use_cache=use_past_kv_cache, generator=generator, verbose=verbose)
+    text_in = isinstance(input, str) or (isinstance(input, (list, tuple)) and input and isinstance(input[0], str))
+    if text_in:
+        texts = [input] if isinstance(input, str) else list(input)
+        prompts = [model.to_tokens(t, prepend_bos=prepend_bos)[0] for t in texts]
+        rows = _generate_list(model, prompts, options)
+        if return_type == "tokens":
+            return rows[0][None] if isinstance(input, str) else rows
+        strings = [model.to_string(r) for r in rows]
+        return strings[0] if isinstance(input, str) else strings
     if isinstance(input, torch.Tensor):
-        return _generate_batch(model, model.to_tokens(input), max_new_tokens, temperature, top_k, eos_token_id,
-                               stop_at_eos, use_past_kv_cache, generator)
-    prompts = [torch.as_tensor(p, dtype=torch.long) for p in input]
-    if any(p.dim() != 1 or p.numel() == 0 for p in prompts):
-        raise ValueError("each prompt in a list must be a non-empty 1-D sequence of token ids")
+        out = _generate_batch(model, model.to_tokens(input), **options)
+    else:
+        prompts = [torch.as_tensor(p) for p in input]
+        if not prompts or any(p.dim() != 1 or p.numel() == 0 for p in prompts):
+            raise ValueError("each prompt in a list must be a non-empty 1-D sequence of token ids")
+        out = _generate_list(model, prompts, options)
+    if return_type == "str":
+        return model.to_string(out) if isinstance(out, torch.Tensor) else [model.to_string(r) for r in out]
+    return out
+
+
+def _generate_list(model, prompts: list[torch.Tensor], options: dict) -> list[torch.Tensor]:
+    """Prompts of different lengths, decoded in groups of equal length (no padding enters any position)."""
     out: list[torch.Tensor | None] = [None] * len(prompts)
     for length in sorted({p.numel() for p in prompts}):
         rows = [i for i, p in enumerate(prompts) if p.numel() == length]
         batch = torch.stack([prompts[i] for i in rows])
-        result = _generate_batch(model, model.to_tokens(batch), max_new_tokens, temperature, top_k, eos_token_id,
-                                 stop_at_eos, use_past_kv_cache, generator)
+        result = _generate_batch(model, model.to_tokens(batch), **options)
         for i, row in zip(rows, result):
-            out[i] = _cut_after_eos(row.cpu(), length, eos_token_id if stop_at_eos else None)
+            out[i] = _cut_after_eos(row.cpu(), length, options["eos"])
     return out
 
 
-def _generate_batch(model, tokens, max_new_tokens, temperature, top_k, eos, stop_at_eos, use_cache, generator):
+def _generate_batch(model, tokens, max_new_tokens, temperature, top_k, top_p, freq_penalty, eos, use_cache,
+                    generator, verbose):
     room = model.cfg.n_ctx - tokens.shape[1]
     if max_new_tokens is None:
         max_new_tokens = room
@@ -77,30 +120,40 @@ def _generate_batch(model, tokens, max_new_tokens, temperature, top_k, eos, stop
     cache = KVCache.empty(model.cfg.n_layers) if use_cache else None
     finished = torch.zeros(tokens.shape[0], dtype=torch.bool, device=tokens.device)
     step_input = tokens
-    for _ in range(max_new_tokens):
+    for _ in tqdm(range(max_new_tokens), disable=not verbose):
         if cache is not None:
             logits = model(step_input, past_kv_cache=cache)[:, -1]
         else:
             logits = model(tokens)[:, -1]
-        nxt = sample_next(logits, temperature, top_k, generator)
-        if eos is not None and stop_at_eos:
+        if freq_penalty:
+            counts = torch.zeros_like(logits).scatter_add_(1, tokens, torch.ones_like(tokens, dtype=logits.dtype))
+            logits = logits - freq_penalty * counts
+        nxt = sample_next(logits, temperature, top_k, generator, top_p)
+        if eos is not None:
             nxt = torch.where(finished, torch.full_like(nxt, eos), nxt)
             finished |= nxt == eos
         tokens = torch.cat([tokens, nxt[:, None]], dim=1)
         step_input = nxt[:, None]
-        if eos is not None and stop_at_eos and bool(finished.all()):
+        if eos is not None and bool(finished.all()):
             break
     return tokens
 
 
-def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None, generator) -> torch.Tensor:
-    """One token per row from ``logits[batch, vocab]``."""
+def sample_next(logits: torch.Tensor, temperature: float, top_k: int | None, generator,
+                top_p: float | None = None) -> torch.Tensor:
+    """One token per row from ``logits[batch, vocab]``: greedy at ``temperature == 0``; else softmax sampling
+    restricted to the ``top_k`` largest logits and to the smallest prefix (by probability) reaching ``top_p``."""
     if temperature == 0:
         return logits.argmax(dim=-1)
     logits = logits.float() / temperature
     if top_k is not None:
         kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
         logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p is not None and top_p < 1:
+        sorted_logits, order = logits.sort(dim=-1, descending=True)
+        before = sorted_logits.softmax(-1).cumsum(-1) - sorted_logits.softmax(-1)  # mass of the better tokens
+        drop_sorted = before >= top_p  # keep a token while the tokens above it hold < top_p
+        logits = logits.masked_fill(drop_sorted.scatter(1, order, drop_sorted), float("-inf"))
     probs = torch.softmax(logits, dim=-1)
     return torch.multinomial(probs, 1, generator=generator)[:, 0]
 

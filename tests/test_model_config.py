@@ -14,7 +14,7 @@ from plm_interp import ConfigError, HookedPLM, PLMConfig, preset_config
         (dict(attention_dir="sideways"), ["attention_dir", "sideways"]),
         (dict(positional="rot", rotary_dim=3), ["rotary_dim", "3"]),
         (dict(positional="uni", n_heads=32, d_model=64), ["n_heads", "32", "uni"]),
-        (dict(uni_window_rule="3^h"), ["uni_window_rule", "3^h"]),
+        (dict(positional="uni", uni_window_rule="3^h"), ["uni_window_rule", "3^h"]),
         (dict(act_fn="tanh"), ["act_fn", "tanh"]),
     ],
 )

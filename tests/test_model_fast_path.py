@@ -3,9 +3,14 @@
 Tolerance: float32, max |Δ| ≤ 2e-5 on logits and ≤ 1e-4 × max|grad| + 1e-7 on gradients (reductions run in a
 different order, nothing else differs). A float64 run checks 1e-10 on logits.
 """
+from pathlib import Path
+
 import pytest
 import torch
 
+from plm_interp import HookedPLM
+from plm_interp.model import attention as attention_module
+from plm_interp.model import hooks
 from plm_interp.model.attention import Attention
 from plm_interp.model.hooks import is_hooked
 from tests.conftest import tiny_model
@@ -16,6 +21,7 @@ def _identity(x, hook):
 
 
 def _run(model, tokens, explicit: bool):
+    model.train()  # the fused path runs in training mode only (fast_path="train", the default)
     model.zero_grad()
     hooks = [(lambda name: name.endswith("hook_pattern"), _identity)] if explicit else []
     with model.hooks(fwd_hooks=hooks):
@@ -48,8 +54,8 @@ def test_paths_agree_in_float64(scheme, tokens):
 
 
 def test_idle_hooks_take_the_fused_path(scheme, tokens, monkeypatch):
-    """No hook on scores/pattern: the explicit path never runs; caching everything switches to it."""
-    model = tiny_model(scheme)
+    """Training mode, no hook on scores/pattern: the explicit path never runs; caching everything switches."""
+    model = tiny_model(scheme).train()
     calls = []
     original = Attention._explicit
     monkeypatch.setattr(Attention, "_explicit", lambda self, *a: calls.append(1) or original(self, *a))
@@ -58,3 +64,54 @@ def test_idle_hooks_take_the_fused_path(scheme, tokens, monkeypatch):
     assert calls == []
     model.run_with_cache(tokens)
     assert len(calls) == model.cfg.n_layers
+
+
+def _count_explicit(monkeypatch):
+    calls = []
+    original = Attention._explicit
+    monkeypatch.setattr(Attention, "_explicit", lambda self, *a: calls.append(1) or original(self, *a))
+    return calls
+
+
+def test_eval_mode_runs_every_hook_point_for_plain_torch_hooks(scheme, tokens):
+    """A hook that is not TransformerLens' (plain torch, as other tools use) sees pattern, scores and the LN
+    tensors in eval mode, the mode a new or loaded model is in; in training mode the fused path skips them."""
+    model = tiny_model(scheme)
+    assert not model.training and not HookedPLM(model.cfg).training  # a new model starts in eval mode
+    names = ["blocks.0.attn.hook_pattern", "blocks.1.attn.hook_attn_scores", "ln_final.hook_scale",
+             "blocks.0.ln2.hook_normalized"]
+    seen = {}
+    handles = [model.hook_dict[n].register_forward_hook(lambda m, i, o, n=n: seen.__setitem__(n, o.detach()))
+               for n in names]
+    model(tokens)
+    assert set(seen) == set(names)
+    _, cache = model.run_with_cache(tokens, names_filter=names)
+    for n in names:
+        torch.testing.assert_close(seen[n], cache[n])
+    seen.clear()
+    model.train()
+    model(tokens)
+    assert seen == {}
+    model.fast_path = "off"  # the public switch: every point runs in training mode too
+    model(tokens)
+    assert set(seen) == set(names)
+    for h in handles:
+        h.remove()
+
+
+def test_fast_path_modes_choose_the_kernel(tokens, monkeypatch):
+    model = tiny_model("rot")
+    calls = _count_explicit(monkeypatch)
+    model(tokens)
+    assert len(calls) == 2  # eval + "train": explicit
+    model.fast_path = "on"
+    model(tokens)
+    assert len(calls) == 2  # fused in eval mode too
+    with pytest.raises(ValueError, match="fast_path"):
+        model.fast_path = "sometimes"
+
+
+def test_fast_path_rule_reads_no_private_torch_state():
+    """Issue 15 item 5: the rule is public (TransformerLens' hook lists, the module's mode, the flag)."""
+    source = Path(hooks.__file__).read_text() + Path(attention_module.__file__).read_text()
+    assert "_forward_hooks" not in source and "_forward_pre_hooks" not in source and "_backward_hooks" not in source

@@ -5,10 +5,12 @@ Hooks and layouts (as in TransformerLens): ``hook_q/k/v/z`` ``[batch, pos, head_
 key_pos]``; scores are the real pre-softmax scores, already masked with −inf.
 
 Fast path: q, k, v and z exist in both paths (so their hooks work either way); only the score/pattern
-tensors do not. While ``hook_attn_scores`` and ``hook_pattern`` are idle, attention runs through
+tensors do not. When the fused kernels may run is decided by ``plm_interp/model/hooks.py`` (training mode and no
+TransformerLens hook on scores/pattern, by default); then attention runs through
 ``scaled_dot_product_attention`` (abs, rot, none; rel with its positional bias as an additive mask), or as a
-single batch-independent pattern times the values (pos, uni). Attach a hook to either and the explicit path
-runs. ``tests/test_model_fast_path.py`` checks that both paths agree.
+single batch-independent pattern times the values (pos, uni). Otherwise the explicit path forms every tensor
+(scores and softmax in float32 for half dtypes, as the fused kernel accumulates). ``tests/test_model_fast_path.py``
+checks that both paths agree.
 """
 from __future__ import annotations
 
@@ -18,12 +20,14 @@ from jaxtyping import Float, Int
 from torch import nn
 
 from plm_interp.config import PLMConfig
-from plm_interp.model.hooks import HookPoint, is_hooked
+from plm_interp.model.hooks import HookPoint, use_fused
 from plm_interp.model.kv_cache import KVCacheEntry
 from plm_interp.model.positional import attention_positional
 
 
 class Attention(nn.Module):
+    fast_path = "train"  # see plm_interp/model/hooks.py; HookedPLM.fast_path sets it
+
     def __init__(self, cfg: PLMConfig):
         super().__init__()
         self.cfg = cfg
@@ -57,10 +61,10 @@ class Attention(nn.Module):
         if cache is not None:
             k, v = cache.append(k, v)
         k_pos = torch.arange(v.shape[1], device=x.device)
-        if is_hooked(self.hook_attn_scores, self.hook_pattern):
-            z = self._explicit(q, k, v, q_pos, k_pos)
-        else:
+        if use_fused(self, self.hook_attn_scores, self.hook_pattern):
             z = self._fast(q, k, v, q_pos, k_pos)
+        else:
+            z = self._explicit(q, k, v, q_pos, k_pos)
         z = self.hook_z(z)
         b, p = z.shape[:2]
         w_o = self.W_O.reshape(-1, self.cfg.d_model)  # [head*d_head, d_model], a view
@@ -90,8 +94,12 @@ class Attention(nn.Module):
         qh = q.transpose(1, 2) if q is not None else None  # [b, h, q, e]
         kh = k.transpose(1, 2) if k is not None else None
         bias = self.positional.score_bias(qh, kh, q_pos, k_pos)
+        # Half dtypes: scores and softmax in float32, as the fused kernel accumulates, so a large q·k gives the
+        # same finite pattern on both paths instead of inf - inf = NaN here only (issue 20 item 4).
+        up = torch.float32 if v.dtype in (torch.float16, torch.bfloat16) else v.dtype
+        bias = None if bias is None else bias.to(up)
         if self.positional.uses_qk:
-            scores = qh @ kh.transpose(-1, -2) * self.positional.scale
+            scores = qh.to(up) @ kh.to(up).transpose(-1, -2) * self.positional.scale
             scores = scores if bias is None else scores + bias
         else:
             scores = bias.expand(v.shape[0], -1, -1, -1)
@@ -100,7 +108,7 @@ class Attention(nn.Module):
             scores = scores.masked_fill(~allowed, float("-inf"))
         scores = self.hook_attn_scores(scores)
         pattern = self.hook_pattern(torch.softmax(scores, dim=-1))
-        return torch.einsum("bhqk,bkhe->bqhe", pattern, v)
+        return torch.einsum("bhqk,bkhe->bqhe", pattern.to(v.dtype), v)
 
     def _fast(self, q, k, v, q_pos, k_pos):
         allowed = self._allowed(q_pos, k_pos)

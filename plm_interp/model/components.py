@@ -7,7 +7,7 @@ from jaxtyping import Float, Int
 from torch import nn
 
 from plm_interp.config import PLMConfig
-from plm_interp.model.hooks import HookPoint, is_hooked
+from plm_interp.model.hooks import HookPoint, use_fused
 
 
 class Embed(nn.Module):
@@ -22,6 +22,8 @@ class Embed(nn.Module):
 class LayerNorm(nn.Module):
     """LayerNorm exposing ``hook_scale`` and ``hook_normalized``; fused ``F.layer_norm`` while both are idle."""
 
+    fast_path = "train"  # see plm_interp/model/hooks.py; HookedPLM.fast_path sets it
+
     def __init__(self, cfg: PLMConfig, length: int | None = None):
         super().__init__()
         self.eps = cfg.eps
@@ -32,11 +34,15 @@ class LayerNorm(nn.Module):
         self.hook_normalized = HookPoint()  # [batch, pos, length]
 
     def forward(self, x: Float[torch.Tensor, "batch pos d"]) -> Float[torch.Tensor, "batch pos d"]:
-        if not is_hooked(self.hook_scale, self.hook_normalized):
+        if use_fused(self, self.hook_scale, self.hook_normalized):
             return F.layer_norm(x, self.w.shape, self.w, self.b, self.eps)
+        # As TransformerLens: statistics in float32 for half dtypes (F.layer_norm accumulates in float32 too,
+        # so both paths stay finite together), and ``hook_normalized`` is x / scale *before* w and b.
+        dtype = x.dtype
+        x = x.float() if dtype in (torch.float16, torch.bfloat16) else x
         x = x - x.mean(-1, keepdim=True)
         scale = self.hook_scale((x.pow(2).mean(-1, keepdim=True) + self.eps).sqrt())
-        return self.hook_normalized(x / scale * self.w + self.b)
+        return self.hook_normalized((x / scale).to(dtype)) * self.w + self.b
 
 
 _ACT = {"gelu": F.gelu, "gelu_new": lambda x: F.gelu(x, approximate="tanh"), "relu": F.relu, "silu": F.silu}

@@ -1,8 +1,15 @@
 """HookedPLM: the one transformer of plm-interp, on TransformerLens' HookedRootModule.
 
-Read it top to bottom like nanoGPT: embed (+ absolute positions for ``abs``) → blocks → final LayerNorm →
-unembed. Hook names, parameter names and shapes follow ``HookedTransformer``, so ``run_with_cache``,
-``ActivationCache`` helpers and ``transformer_lens.patching`` work unchanged.
+Read it top to bottom like nanoGPT: :meth:`HookedPLM.forward` embeds (+ the scheme's residual embedding, abs's
+``W_pos``), runs the blocks (:class:`TransformerBlock`, at the bottom of this file: ln1 → attention → ln2 → MLP)
+and the final LayerNorm and unembedding. The positional scheme inside attention (``plm_interp/model/positional``)
+is the only indirection; the surface around the forward pass (loss and caches in ``surface.py``, text in
+``text.py``, weight views and processing in ``weights.py`` / ``process_weights.py``) is mixed in. Hook names, parameter names, shapes, ``forward`` / ``generate`` signatures and the text methods follow
+``HookedTransformer``, so ``run_with_cache``, ``ActivationCache`` helpers, ``transformer_lens.patching``,
+sae-lens and nnsight work unchanged.
+
+A new model is in eval mode: every hook point runs (see ``plm_interp/model/hooks.py`` for the fast path,
+which the trainer's ``model.train()`` turns on).
 
 Example:
     >>> import torch
@@ -17,22 +24,25 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import nn
-from transformer_lens import ActivationCache
 from transformer_lens import HookedRootModule
 
 from plm_interp.config import PLMConfig
-from plm_interp.model.block import TransformerBlock
-from plm_interp.model.components import Embed, LayerNorm, Unembed
-from plm_interp.model.hooks import HookPoint
-from plm_interp.model.kv_cache import KVCache
-from plm_interp.model.positional import PosEmbed
+from plm_interp.model.attention import Attention
+from plm_interp.model.components import MLP, Embed, LayerNorm, Unembed
+from plm_interp.model.hooks import FAST_PATH_MODES, HookPoint
+from plm_interp.model.kv_cache import KVCache, KVCacheEntry
+from plm_interp.model.positional import SCHEMES
+from plm_interp.model.process_weights import ProcessWeights
+from plm_interp.model.surface import Surface
+from plm_interp.model.text import TextMixin
 from plm_interp.model.weights import WeightViews
 
+RETURN_TYPES = ("logits", "loss", "both", None)
 
-class HookedPLM(WeightViews, HookedRootModule):
+
+class HookedPLM(Surface, WeightViews, TextMixin, ProcessWeights, HookedRootModule):
     """The transformer with TransformerLens hook names and caches; ``cfg.positional`` picks the scheme."""
     def __init__(self, cfg: PLMConfig | dict[str, Any]):
         super().__init__()
@@ -40,8 +50,8 @@ class HookedPLM(WeightViews, HookedRootModule):
         cfg = self.cfg
         self.embed = Embed(cfg)
         self.hook_embed = HookPoint()
-        if cfg.positional == "abs":
-            self.pos_embed = PosEmbed(cfg)
+        self.pos_embed = SCHEMES[cfg.positional].residual_embedding(cfg)  # None unless the scheme has one
+        if self.pos_embed is not None:
             self.hook_pos_embed = HookPoint()
         self.blocks = nn.ModuleList([TransformerBlock(cfg) for _ in range(cfg.n_layers)])
         self.ln_final = LayerNorm(cfg)
@@ -49,6 +59,7 @@ class HookedPLM(WeightViews, HookedRootModule):
         self.init_weights()
         self.to(cfg.device)
         self.setup()
+        self.eval()
 
     def init_weights(self) -> None:
         """GPT-2 style: normal(0, initializer_range) for matrices, zeros for biases, ones for LN gains."""
@@ -59,33 +70,68 @@ class HookedPLM(WeightViews, HookedRootModule):
                     param.copy_(torch.randn(param.shape, generator=gen, dtype=torch.float32)
                                 * self.cfg.initializer_range)
 
+    @property
+    def fast_path(self) -> str:
+        """When fused attention / LayerNorm kernels may skip idle hook points: ``"train"`` (default: in
+        training mode only), ``"off"`` or ``"on"``; see ``plm_interp/model/hooks.py``."""
+        return getattr(self, "_fast_path", "train")
+
+    @fast_path.setter
+    def fast_path(self, mode: str) -> None:
+        if mode not in FAST_PATH_MODES:
+            raise ValueError(f"fast_path must be one of {list(FAST_PATH_MODES)}, got {mode!r}")
+        self._fast_path = mode
+        for module in self.modules():
+            if hasattr(module, "fast_path") and module is not self:
+                module.fast_path = mode
+
     # -- forward -------------------------------------------------------------------------------------------
     def forward(
         self,
-        input: Int[torch.Tensor, "batch pos"],
+        input: Int[torch.Tensor, "batch pos"] | Float[torch.Tensor, "batch pos d_model"] | str | list[str],
         return_type: Literal["logits", "loss", "both"] | None = "logits",
+        loss_per_token: bool = False,
+        prepend_bos: bool | None = None,
+        padding_side: Literal["left", "right"] | None = None,
+        start_at_layer: int | None = None,
+        tokens: Int[torch.Tensor, "batch pos"] | None = None,
+        shortformer_pos_embed: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        stop_at_layer: int | None = None,
+        past_kv_cache: KVCache | None = None,
         loss_mask: torch.Tensor | None = None,
         targets: Int[torch.Tensor, "batch pos"] | None = None,
-        past_kv_cache: KVCache | None = None,
-        stop_at_layer: int | None = None,
     ):
-        """Run the model.
+        """Run the model; the arguments are HookedTransformer's.
 
-        ``return_type="loss"`` gives next-token cross-entropy for the causal model (optionally masked: see
-        :func:`lm_loss`) and masked-LM cross-entropy over ``targets != -100`` for the bidirectional encoder.
-        With ``past_kv_cache`` the tokens continue the cached positions (used by :meth:`generate`).
-        ``stop_at_layer=l`` returns the residual stream entering block ``l`` (as HookedTransformer), so probes
-        pay only for the layers they read.
+        ``input`` is token ids (``[pos]`` or ``[batch, pos]``) or text (task tokenizer; ``prepend_bos`` and
+        ``padding_side`` apply to text only), or with ``start_at_layer=l`` the residual stream entering block
+        ``l`` (pass ``tokens=`` for a loss). ``stop_at_layer=l`` returns the residual entering block ``l``, so
+        probes pay only for the layers they read. ``return_type="loss"`` gives next-token cross-entropy for the
+        causal model (``loss_mask`` selects the predicted tokens that count, see :func:`lm_loss`) and masked-LM
+        cross-entropy over ``targets != -100`` for the bidirectional one; ``loss_per_token=True`` keeps it
+        per position. With ``past_kv_cache`` the tokens continue the cached positions (used by
+        :meth:`generate`). ``attention_mask`` may only be all ones: these models never attend over padding.
         """
-        tokens = self.to_tokens(input)
-        offset = 0 if past_kv_cache is None else past_kv_cache.length
-        pos = torch.arange(offset, offset + tokens.shape[1], device=tokens.device)
-        if offset + tokens.shape[1] > self.cfg.n_ctx:
-            raise ValueError(f"sequence of {offset + tokens.shape[1]} tokens is longer than n_ctx = {self.cfg.n_ctx}")
-        resid = self.hook_embed(self.embed(tokens))
-        if self.cfg.positional == "abs":
-            resid = resid + self.hook_pos_embed(self.pos_embed(pos, tokens.shape[0]))
-        for i, block in enumerate(self.blocks[:stop_at_layer]):
+        if return_type not in RETURN_TYPES:
+            raise ValueError(f"return_type must be one of {list(RETURN_TYPES)}, got {return_type!r}")
+        if shortformer_pos_embed is not None:
+            raise ValueError("shortformer_pos_embed does not apply: no HookedPLM scheme is 'shortformer'")
+        if start_at_layer is None:
+            tokens = self.to_tokens(input, prepend_bos=prepend_bos, padding_side=padding_side)
+            pos = self._positions(tokens.shape[1], past_kv_cache)
+            resid = self.hook_embed(self.embed(tokens))
+            if self.pos_embed is not None:
+                resid = resid + self.hook_pos_embed(self.pos_embed(pos, tokens.shape[0]))
+        else:
+            resid = self._checked_resid(input, start_at_layer)
+            tokens = None if tokens is None else self.to_tokens(tokens)
+            pos = self._positions(resid.shape[1], past_kv_cache)
+        if attention_mask is not None and not bool(torch.as_tensor(attention_mask).all()):
+            raise ValueError("attention_mask has zeros: HookedPLM does not attend over padding; run rows of equal "
+                             "length (generate() groups prompts by length)")
+        first = start_at_layer or 0
+        for i, block in enumerate(self.blocks[first:stop_at_layer], start=first):
             resid = block(resid, pos, None if past_kv_cache is None else past_kv_cache.entries[i])
         if stop_at_layer is not None:
             return resid
@@ -94,80 +140,50 @@ class HookedPLM(WeightViews, HookedRootModule):
         logits = self.unembed(self.ln_final(resid))
         if return_type == "logits":
             return logits
-        loss = self.loss(logits, tokens, loss_mask=loss_mask, targets=targets)
+        if tokens is None and self.cfg.attention_dir == "causal":
+            raise ValueError("return_type='loss' with start_at_layer needs the input tokens: pass tokens=")
+        loss = self.loss(logits, tokens, loss_mask=loss_mask, targets=targets, per_token=loss_per_token)
         return loss if return_type == "loss" else (logits, loss)
 
-    def loss(self, logits, tokens, loss_mask=None, targets=None) -> torch.Tensor:
-        """The training loss of ``logits``: next-token cross-entropy on ``tokens`` (masked by ``loss_mask``, see
-        :func:`lm_loss`) for the causal model, masked-LM cross-entropy on ``targets != -100`` for the
-        bidirectional one."""
-        if self.cfg.attention_dir == "bidirectional":
-            if targets is None:
-                raise ValueError("the bidirectional (masked-LM) model needs `targets` (-100 = not predicted)")
-            return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1), ignore_index=-100)
-        return lm_loss(logits, tokens, loss_mask)
+    def _positions(self, length: int, past_kv_cache: KVCache | None) -> Int[torch.Tensor, "pos"]:
+        offset = 0 if past_kv_cache is None else past_kv_cache.length
+        if offset + length > self.cfg.n_ctx:
+            raise ValueError(f"sequence of {offset + length} tokens is longer than n_ctx = {self.cfg.n_ctx}")
+        return torch.arange(offset, offset + length, device=self.W_E.device)
 
-    def run_with_cache(self, *model_args, return_cache_object: bool = True, remove_batch_dim: bool = False,
-                       **kwargs):
-        """As HookedTransformer: ``(output, ActivationCache)``; ``return_cache_object=False`` gives a dict."""
-        out, cache_dict = super().run_with_cache(*model_args, remove_batch_dim=remove_batch_dim, **kwargs)
-        if not return_cache_object:
-            return out, cache_dict
-        return out, ActivationCache(cache_dict, self, has_batch_dim=not remove_batch_dim)
-
-    def to_tokens(self, input: Any, **_: Any) -> Int[torch.Tensor, "batch pos"]:
-        """Token ids as a ``[batch, pos]`` LongTensor (text goes through the task's tokenizer first)."""
-        if isinstance(input, torch.Tensor):
-            if input.dtype not in (torch.int64, torch.int32):
-                raise TypeError(f"input tokens must be an integer tensor, got dtype {input.dtype}")
-            tokens = input if input.dim() == 2 else input.unsqueeze(0)
-            if tokens.numel() and (int(tokens.min()) < 0 or int(tokens.max()) >= self.cfg.d_vocab):
-                raise ValueError(f"token ids must lie in [0, d_vocab={self.cfg.d_vocab}), got range "
-                                 f"[{int(tokens.min())}, {int(tokens.max())}]")
-            return tokens.to(self.W_E.device).long()
-        raise TypeError(f"HookedPLM takes token-id tensors, got {type(input).__name__}; "
-                        "tokenize text with the task's tokenizer (task.tokenizer.encode)")
-
-    def to_single_token(self, token: int | str) -> int:
-        """HookedTransformer's API, for TransformerLens utilities that call it: a token id passes through; a string
-        raises ``TypeError``, as the model has no text tokenizer."""
-        if isinstance(token, int):
-            return token
-        raise TypeError("HookedPLM has no string tokenizer; pass token ids")
-
-    # -- decoding and checkpoints (thin wrappers over their own modules) ------------------------------------
-    def generate(self, input, **kwargs):
-        """Sample continuations; see :func:`plm_interp.generation.generate` for the arguments."""
-        from plm_interp.generation import generate
-
-        return generate(self, input, **kwargs)
-
-    def save_pretrained(self, directory) -> None:
-        """Write ``model.safetensors`` and ``config.json`` into ``directory`` (see
-        :func:`plm_interp.checkpoint.save_model`)."""
-        from plm_interp.checkpoint import save_model
-
-        save_model(self, directory)
-
-    @classmethod
-    def from_pretrained(cls, directory, device: str | None = None) -> "HookedPLM":
-        """Load a checkpoint written by :meth:`save_pretrained`, verified first (see
-        :func:`plm_interp.checkpoint.load_model`); ``device`` overrides the saved one."""
-        from plm_interp.checkpoint import load_model
-
-        return load_model(directory, device=device)
+    def _checked_resid(self, resid: torch.Tensor, layer: int) -> torch.Tensor:
+        if not 0 <= layer <= self.cfg.n_layers:
+            raise ValueError(f"start_at_layer = {layer} is outside [0, n_layers={self.cfg.n_layers}]")
+        if not isinstance(resid, torch.Tensor) or resid.dim() != 3 or resid.shape[-1] != self.cfg.d_model \
+                or 0 in resid.shape[:2]:
+            shape = tuple(resid.shape) if isinstance(resid, torch.Tensor) else type(resid).__name__
+            raise ValueError(f"with start_at_layer the input is the residual stream [batch, pos, d_model="
+                             f"{self.cfg.d_model}], got {shape}")
+        return resid
 
 
-def lm_loss(
-    logits: Float[torch.Tensor, "batch pos d_vocab"],
-    tokens: Int[torch.Tensor, "batch pos"],
-    loss_mask: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Mean next-token cross-entropy; ``loss_mask[b, p]`` selects which *predicted* tokens ``p ≥ 1`` count."""
-    pred = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
-    target = tokens[:, 1:].reshape(-1)
-    if loss_mask is None:
-        return F.cross_entropy(pred, target)
-    per_token = F.cross_entropy(pred, target, reduction="none")
-    mask = loss_mask[:, 1:].reshape(-1).to(per_token.dtype)
-    return (per_token * mask).sum() / mask.sum().clamp_min(1.0)
+class TransformerBlock(nn.Module):
+    """One pre-LayerNorm block with TransformerLens' residual-stream hooks: attention reads ln1(resid) and
+    writes to the residual stream, then the MLP reads ln2(resid) and writes to it."""
+
+    def __init__(self, cfg: PLMConfig):
+        super().__init__()
+        self.ln1 = LayerNorm(cfg)
+        self.attn = Attention(cfg)  # the positional scheme lives inside: the one indirection
+        self.ln2 = LayerNorm(cfg)
+        self.mlp = MLP(cfg)
+        self.hook_resid_pre = HookPoint()
+        self.hook_attn_out = HookPoint()
+        self.hook_resid_mid = HookPoint()
+        self.hook_mlp_out = HookPoint()
+        self.hook_resid_post = HookPoint()
+
+    def forward(
+        self,
+        resid: Float[torch.Tensor, "batch pos d_model"],
+        pos: Int[torch.Tensor, "pos"],
+        cache: KVCacheEntry | None = None,
+    ) -> Float[torch.Tensor, "batch pos d_model"]:
+        resid = self.hook_resid_pre(resid)
+        resid = self.hook_resid_mid(resid + self.hook_attn_out(self.attn(self.ln1(resid), pos, cache)))
+        return self.hook_resid_post(resid + self.hook_mlp_out(self.mlp(self.ln2(resid))))

@@ -49,8 +49,9 @@ class WeightViews:
 
     @property
     def W_pos(self) -> Float[torch.Tensor, "n_ctx d_model"]:
-        if not hasattr(self, "pos_embed"):
-            raise AttributeError(f"W_pos exists only for positional='abs' (this model: {self.cfg.positional!r})")
+        if self.pos_embed is None:
+            raise AttributeError(f"W_pos exists only for a scheme with a residual position embedding (this model's "
+                                 f"{self.cfg.positional!r} has none)")
         return self.pos_embed.W_pos
 
     def tokens_to_residual_directions(self, tokens) -> torch.Tensor:

@@ -8,32 +8,38 @@ rot    rotary, GPT-NeoX style (GPT_rot)                            ``rotary.py``
 rel    DeBERTa-style relative attention (GPT_rel)                  ``relative.py``
 pos    attention weights a trainable function of i − j (GPT_pos)   ``position_only.py``
 uni    fixed uniform attention over exponential windows (GPT_uni)  ``uniform.py``
-none   no positional information (NoPE)                            ``base.py``
+none   no positional information (NoPE)                            ``nope.py``
 =====  ==========================================================  =====================
+
+Every module of this package is imported here, and defining a scheme class registers it (see ``base.py``):
+adding a scheme is adding one file.
 """
 from __future__ import annotations
 
-from plm_interp.config import PLMConfig
-from plm_interp.model.positional.absolute import PosEmbed
-from plm_interp.model.positional.base import AttentionPositional
-from plm_interp.model.positional.position_only import PositionOnly
-from plm_interp.model.positional.relative import Relative
-from plm_interp.model.positional.rotary import Rotary
-from plm_interp.model.positional.uniform import Uniform, window_sizes
+import importlib
+import pkgutil
+from typing import TYPE_CHECKING
 
-SCHEMES: dict[str, type[AttentionPositional]] = {
-    "abs": AttentionPositional,
-    "rot": Rotary,
-    "rel": Relative,
-    "pos": PositionOnly,
-    "uni": Uniform,
-    "none": AttentionPositional,
-}
+from plm_interp.model.positional.base import SCHEMES, AttentionPositional
+
+if TYPE_CHECKING:
+    from plm_interp.config import PLMConfig
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 
-def attention_positional(cfg: PLMConfig) -> AttentionPositional:
+def scheme_names() -> tuple[str, ...]:
+    """The registered scheme names, in the papers' order (abs, rot, rel, pos, uni, none; new ones after)."""
+    return tuple(sorted(SCHEMES, key=lambda n: (SCHEMES[n].rank, n)))
+
+
+def attention_positional(cfg: "PLMConfig") -> AttentionPositional:
     """The in-attention component of ``cfg.positional`` for one layer."""
     return SCHEMES[cfg.positional](cfg)
 
 
-__all__ = ["SCHEMES", "AttentionPositional", "PosEmbed", "attention_positional", "window_sizes"]
+from plm_interp.model.positional.absolute import PosEmbed  # noqa: E402  (re-exported names)
+from plm_interp.model.positional.uniform import window_sizes  # noqa: E402
+
+__all__ = ["SCHEMES", "AttentionPositional", "PosEmbed", "attention_positional", "scheme_names", "window_sizes"]

@@ -1,21 +1,35 @@
 """abs (GPT): a learned embedding per absolute position, added to the residual stream.
 
-The in-attention part is content-only, so this module is just the embedding table the model adds at
-``hook_pos_embed``.
+The in-attention part is content-only (the default); the scheme's :meth:`residual_embedding` is the table the
+model adds at ``hook_pos_embed``.
 """
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import torch
 from jaxtyping import Float, Int
 from torch import nn
 
-from plm_interp.config import PLMConfig
+from plm_interp.model.positional.base import AttentionPositional
+
+if TYPE_CHECKING:
+    from plm_interp.config import PLMConfig
+
+
+class Absolute(AttentionPositional):
+    name, tl_name, rank = "abs", "standard", 0
+    summary = "learned absolute position embedding (GPT)"
+
+    @classmethod
+    def residual_embedding(cls, cfg: "PLMConfig") -> "PosEmbed":
+        return PosEmbed(cfg)
 
 
 class PosEmbed(nn.Module):
     """``W_pos[n_ctx, d_model]``: the position embedding table (TransformerLens' name and layout)."""
 
-    def __init__(self, cfg: PLMConfig):
+    def __init__(self, cfg: "PLMConfig"):
         super().__init__()
         self.W_pos = nn.Parameter(torch.empty(cfg.n_ctx, cfg.d_model, dtype=cfg.torch_dtype))
 

@@ -1,32 +1,64 @@
-"""The one interface every positional scheme implements inside an attention layer.
+"""The one interface every positional scheme implements, and the registry that finds them.
 
-A scheme sees query/key positions (absolute indices, so KV-cached decoding is the same code path) and may:
+A scheme is one module in this package holding one subclass of :class:`AttentionPositional` with a ``name``.
+Defining the class registers it (``__init_subclass__``); the package imports every module it contains, so a
+new scheme is one new file and nothing else. The class carries everything the rest of the code needs to know:
 
-* rotate queries and keys (rotary),
-* add a content-dependent bias to the scores (DeBERTa-style relative),
-* replace query·key altogether with scores that depend on positions only (``uses_qk = False``: pos, uni).
-
-Absolute position embeddings act on the residual stream instead, so they live in the model (``pos_embed``);
-their in-attention component is the plain default below.
+* ``name`` (the ``PLMConfig.positional`` value) and ``tl_name`` (TransformerLens' ``positional_embedding_type``);
+* :meth:`validate`: checks of the config fields only this scheme reads (called by ``PLMConfig``);
+* :meth:`residual_embedding`: a module added to the residual stream at ``hook_pos_embed`` (abs), or None;
+* inside attention, given query/key positions (absolute indices, so KV-cached decoding is the same code path):
+  rotate queries and keys (rot), add a content-dependent bias to the scores (rel), or replace query·key
+  altogether with scores that depend on positions only (``uses_qk = False``: pos, uni).
 """
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
 
 import torch
 from jaxtyping import Float, Int
 from torch import nn
 
-from plm_interp.config import PLMConfig
+if TYPE_CHECKING:  # the config imports this registry lazily; no import cycle at run time
+    from plm_interp.config import PLMConfig
+
+#: ``PLMConfig.positional`` value -> scheme class, filled as the scheme modules are imported.
+SCHEMES: dict[str, type["AttentionPositional"]] = {}
 
 
 class AttentionPositional(nn.Module):
-    """Default behaviour: content-only scores ``q·k / sqrt(d_head)`` (used by abs and none)."""
+    """Default behaviour: content-only scores ``q·k / sqrt(d_head)``; subclasses override what they change."""
 
+    #: the ``PLMConfig.positional`` value; a subclass that sets it is registered in :data:`SCHEMES`
+    name: ClassVar[str | None] = None
+    #: TransformerLens' ``positional_embedding_type`` for this scheme (TL code sometimes branches on it)
+    tl_name: ClassVar[str] = ""
+    #: one line for tables and ``--help`` texts
+    summary: ClassVar[str] = ""
+    #: sort key of the scheme lists (the papers' order; a new scheme without one comes last)
+    rank: ClassVar[int] = 99
     #: False for schemes whose attention pattern is a function of positions alone (no W_Q / W_K).
-    uses_qk: bool = True
+    uses_qk: ClassVar[bool] = True
     #: True when :meth:`rotate` changes q and k (then ``hook_rot_q`` / ``hook_rot_k`` fire).
-    rotates: bool = False
+    rotates: ClassVar[bool] = False
 
-    def __init__(self, cfg: PLMConfig):
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.name is not None:
+            if cls.name in SCHEMES and SCHEMES[cls.name] is not cls:
+                raise TypeError(f"positional scheme {cls.name!r} is defined twice: {SCHEMES[cls.name]} and {cls}")
+            SCHEMES[cls.name] = cls
+
+    @classmethod
+    def validate(cls, cfg: "PLMConfig") -> None:
+        """Raise ``ConfigError`` naming the field when ``cfg`` cannot be built with this scheme."""
+
+    @classmethod
+    def residual_embedding(cls, cfg: "PLMConfig") -> nn.Module | None:
+        """A module ``(pos, batch) -> [batch, pos, d_model]`` added to the embeddings, or None (the default)."""
+        return None
+
+    def __init__(self, cfg: "PLMConfig"):
         super().__init__()
         self.cfg = cfg
         self.scale = cfg.d_head**-0.5

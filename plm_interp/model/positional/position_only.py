@@ -6,17 +6,23 @@ cannot choose *what* to read by content. There is no W_Q / W_K.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from plm_interp.config import PLMConfig
 from plm_interp.model.positional.base import AttentionPositional, relative_offsets
+
+if TYPE_CHECKING:
+    from plm_interp.config import PLMConfig
 
 
 class PositionOnly(AttentionPositional):
+    name, tl_name, rank = "pos", "position_only", 3
+    summary = "attention weights a trainable function of i − j (GPT_pos)"
     uses_qk = False
 
-    def __init__(self, cfg: PLMConfig):
+    def __init__(self, cfg: "PLMConfig"):
         super().__init__(cfg)
         self.W_pos_attn = nn.Parameter(torch.zeros(cfg.n_heads, 2 * cfg.n_ctx - 1, dtype=cfg.torch_dtype))
 

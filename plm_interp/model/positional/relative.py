@@ -8,15 +8,29 @@ Each layer owns its table and projections.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
 
-from plm_interp.config import PLMConfig
 from plm_interp.model.positional.base import AttentionPositional, relative_offsets
+
+if TYPE_CHECKING:
+    from plm_interp.config import PLMConfig
 
 
 class Relative(AttentionPositional):
-    def __init__(self, cfg: PLMConfig):
+    name, tl_name, rank = "rel", "relative", 2
+    summary = "DeBERTa-style relative attention (GPT_rel)"
+
+    @classmethod
+    def validate(cls, cfg: "PLMConfig") -> None:
+        from plm_interp.config import ConfigError
+
+        k = cfg.rel_max_distance
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ConfigError(f"config field 'rel_max_distance' must be a positive integer, got {k!r}")
+    def __init__(self, cfg: "PLMConfig"):
         super().__init__(cfg)
         k, dt = cfg.rel_max_distance, cfg.torch_dtype
         self.scale = (3 * cfg.d_head) ** -0.5

@@ -12,10 +12,14 @@ Windows longer than the context simply average everything seen so far. The score
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 
-from plm_interp.config import PLMConfig
 from plm_interp.model.positional.base import AttentionPositional, relative_offsets
+
+if TYPE_CHECKING:
+    from plm_interp.config import PLMConfig
 
 
 def window_sizes(n_heads: int, rule: str) -> list[int]:
@@ -28,9 +32,21 @@ def window_sizes(n_heads: int, rule: str) -> list[int]:
 
 
 class Uniform(AttentionPositional):
+    name, tl_name, rank = "uni", "uniform", 4
+    summary = "fixed uniform attention over exponential windows (GPT_uni)"
     uses_qk = False
 
-    def __init__(self, cfg: PLMConfig):
+    @classmethod
+    def validate(cls, cfg: "PLMConfig") -> None:
+        from plm_interp.config import ConfigError, UNI_WINDOW_RULES
+
+        if cfg.uni_window_rule not in UNI_WINDOW_RULES:
+            raise ConfigError(f"config field 'uni_window_rule' = {cfg.uni_window_rule!r} is not one of "
+                              f"{list(UNI_WINDOW_RULES)}")
+        if cfg.n_heads > 30:
+            raise ConfigError(f"config field 'n_heads' = {cfg.n_heads}: uni's window rule {cfg.uni_window_rule} "
+                              "gives head windows up to 2^n_heads tokens; at most 30 heads are allowed")
+    def __init__(self, cfg: "PLMConfig"):
         super().__init__(cfg)
         windows = torch.tensor(window_sizes(cfg.n_heads, cfg.uni_window_rule), dtype=torch.long)
         self.register_buffer("windows", windows, persistent=False)

@@ -1,0 +1,83 @@
+"""HookedPLM's surface around the forward pass: the loss, ``run_with_cache`` returning an ActivationCache,
+``generate`` and checkpoints (thin wrappers over their own modules). The forward pass itself is in
+``hooked_plm.py``."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float, Int
+from transformer_lens import ActivationCache
+
+
+class Surface:
+    """Mixin for :class:`~plm_interp.model.HookedPLM`."""
+
+    def loss(self, logits, tokens, loss_mask=None, targets=None, per_token: bool = False) -> torch.Tensor:
+        """The training loss of ``logits``: next-token cross-entropy on ``tokens`` (masked by ``loss_mask``, see
+        :func:`lm_loss`) for the causal model, masked-LM cross-entropy on ``targets != -100`` for the
+        bidirectional one. ``per_token`` keeps it per position (``[batch, pos - 1]`` causal, ``[batch, pos]``
+        masked-LM, 0 where not predicted)."""
+        if self.cfg.attention_dir == "bidirectional":
+            if targets is None:
+                raise ValueError("the bidirectional (masked-LM) model needs `targets` (-100 = not predicted)")
+            flat = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
+                                   ignore_index=-100, reduction="none" if per_token else "mean")
+            return flat.view(targets.shape) if per_token else flat
+        return lm_loss(logits, tokens, loss_mask, per_token=per_token)
+
+    def run_with_cache(self, *model_args, return_cache_object: bool = True, remove_batch_dim: bool = False,
+                       **kwargs):
+        """As HookedTransformer: ``(output, ActivationCache)``; ``return_cache_object=False`` gives a dict."""
+        out, cache_dict = super().run_with_cache(*model_args, remove_batch_dim=remove_batch_dim, **kwargs)
+        if not return_cache_object:
+            return out, cache_dict
+        return out, ActivationCache(cache_dict, self, has_batch_dim=not remove_batch_dim)
+
+    # -- decoding and checkpoints (thin wrappers over their own modules) ------------------------------------
+    def generate(self, input, **kwargs):
+        """Sample continuations with HookedTransformer's arguments; see :func:`plm_interp.generation.generate`.
+        An argument it does not have (e.g. TL's ``output_logits``) is refused by name, not with a bare TypeError."""
+        import inspect
+
+        from plm_interp.generation import generate
+
+        known = set(inspect.signature(generate).parameters) - {"model", "input"}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise ValueError(f"generate() does not support {unknown} for HookedPLM; its arguments: {sorted(known)}")
+        return generate(self, input, **kwargs)
+
+    def save_pretrained(self, directory) -> None:
+        """Write ``model.safetensors`` and ``config.json`` into ``directory`` (see
+        :func:`plm_interp.checkpoint.save_model`)."""
+        from plm_interp.checkpoint import save_model
+
+        save_model(self, directory)
+
+    @classmethod
+    def from_pretrained(cls, directory, device: str | None = None) -> "HookedPLM":
+        """Load a checkpoint written by :meth:`save_pretrained`, verified first (see
+        :func:`plm_interp.checkpoint.load_model`); ``device`` overrides the saved one."""
+        from plm_interp.checkpoint import load_model
+
+        return load_model(directory, device=device)
+
+
+def lm_loss(
+    logits: Float[torch.Tensor, "batch pos d_vocab"],
+    tokens: Int[torch.Tensor, "batch pos"],
+    loss_mask: torch.Tensor | None = None,
+    per_token: bool = False,
+) -> torch.Tensor:
+    """Mean next-token cross-entropy; ``loss_mask[b, p]`` selects which *predicted* tokens ``p ≥ 1`` count.
+    ``per_token`` gives the ``[batch, pos - 1]`` losses instead (masked-out ones set to 0)."""
+    pred = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
+    target = tokens[:, 1:].reshape(-1)
+    if per_token:
+        losses = F.cross_entropy(pred, target, reduction="none").view(tokens.shape[0], -1)
+        return losses if loss_mask is None else losses * loss_mask[:, 1:].to(losses.dtype)
+    if loss_mask is None:
+        return F.cross_entropy(pred, target)
+    per_token = F.cross_entropy(pred, target, reduction="none")
+    mask = loss_mask[:, 1:].reshape(-1).to(per_token.dtype)
+    return (per_token * mask).sum() / mask.sum().clamp_min(1.0)
