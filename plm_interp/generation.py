@@ -19,7 +19,7 @@ from plm_interp.model.kv_cache import KVCache
 @torch.no_grad()
 def generate(
     model,
-    input: Int[torch.Tensor, "batch pos"] | Sequence[Sequence[int] | torch.Tensor] | str | list[str] = "",
+    input: torch.Tensor | Sequence[Sequence[int] | torch.Tensor] | str | list[str] = "",   # [pos] or [batch, pos]: checked by name below
     max_new_tokens: int | None = None,
     stop_at_eos: bool = True,
     eos_token_id: int | None = None,

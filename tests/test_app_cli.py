@@ -37,7 +37,7 @@ def test_train_with_a_preset_builds_the_task_once(tmp_path, monkeypatch):
 def test_a_builtin_grammar_file_is_read_once(monkeypatch):
     reads = []
     real = grammar.load
-    monkeypatch.setattr(grammar, "load", lambda path: reads.append(path) or real(path))
+    monkeypatch.setattr(grammar, "load", lambda path, **kw: reads.append(path) or real(path, **kw))
     grammar.load_builtin.cache_clear()
     task = CFGTask("cfg3f")
     for _ in range(4):

@@ -37,6 +37,7 @@ def test_start_and_stop_at_layer_compose_to_the_full_forward(scheme, tokens):
         model(tokens, start_at_layer=1)
 
 
+@pytest.mark.bad_input
 def test_tl_arguments_that_do_not_apply_are_accepted_or_refused_by_name(tokens):
     model = tiny_model("abs")
     logits = model(tokens)
@@ -99,6 +100,7 @@ def test_top_p_samples_only_from_the_nucleus():
     assert int(top1) == order[0]
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("kwargs, word", [(dict(top_p=0.0), "top_p"), (dict(top_k=0), "top_k"),
                                           (dict(freq_penalty=-1.0), "freq_penalty"),
                                           (dict(max_new_tokens=2.5), "max_new_tokens"),

@@ -88,7 +88,9 @@ class HookedPLM(Surface, WeightViews, TextMixin, ProcessWeights, HookedRootModul
     # -- forward -------------------------------------------------------------------------------------------
     def forward(
         self,
-        input: Int[torch.Tensor, "batch pos"] | Float[torch.Tensor, "batch pos d_model"] | str | list[str],
+        # shapes vary (``[pos]``, ``[batch, pos]``, a residual with start_at_layer): to_tokens checks them and
+        # names the bad shape, which a type annotation could not do
+        input: torch.Tensor | str | list[str],
         return_type: Literal["logits", "loss", "both"] | None = "logits",
         loss_per_token: bool = False,
         prepend_bos: bool | None = None,
