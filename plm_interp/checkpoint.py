@@ -7,6 +7,7 @@ file and the offending key or field.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -23,6 +24,10 @@ FORMAT_VERSION = 1
 
 class CheckpointError(ValueError):
     """A checkpoint cannot be loaded; the message names the file and what is wrong."""
+
+
+class UnverifiedWeightsWarning(UserWarning):
+    """The checkpoint loaded, but its config records no checksum, so its weights could not be verified."""
 
 
 def save_model(model, directory: str | Path) -> Path:
@@ -57,7 +62,11 @@ def load_model(directory: str | Path, device: str | None = None):
     except (ConfigError, TypeError) as exc:
         raise CheckpointError(f"{config_path}: {exc}") from exc
     expected = meta.get("weights_sha256")
-    if expected is not None and sha256_file(weights_path) != expected:
+    if expected is None:  # written by hand or by another tool: load, but do not pretend it was verified
+        warnings.warn(f"{config_path} has no weights_sha256: the weights in {weights_path} cannot be verified "
+                      "against truncation or corruption (re-save with save_model to add the checksum)",
+                      UnverifiedWeightsWarning, stacklevel=2)
+    elif sha256_file(weights_path) != expected:
         raise CheckpointError(f"{weights_path}: checksum mismatch (file truncated or corrupted)")
     try:
         state = load_file(str(weights_path), device="cpu")
