@@ -62,6 +62,20 @@ class NonFiniteLossError(FloatingPointError):
 _NO_STEP = 2 ** 62
 
 
+def compile_model(module: nn.Module, backend: bool | str = True) -> nn.Module:
+    """``torch.compile(module)`` such that TransformerLens hooks added *after* compiling still run.
+
+    By default Dynamo does not guard on module hooks (``skip_nnmodule_hook_guards``), so a hook added to a
+    compiled HookedPLM after its first call is silently skipped: the output is the unhooked one
+    (``tests/training/test_gpu_rehearsal.py`` shows it). Turning the guard on makes adding or removing a hook
+    trigger a recompile instead. The setting is process-wide; it costs a guard check per call.
+    """
+    import torch._dynamo
+
+    torch._dynamo.config.skip_nnmodule_hook_guards = False
+    return torch.compile(module, backend="inductor" if backend is True else backend)
+
+
 @dataclass
 class TrainResult:
     """What :meth:`Trainer.fit` returns: steps and tokens done, the last logged loss, where it resumed from."""
@@ -106,8 +120,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             wrapped = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self._ddp = wrapped if self.info.enabled else None
-        backend = cfg.compile if isinstance(cfg.compile, str) else "inductor"
-        self.forward_model = torch.compile(wrapped, backend=backend) if cfg.compile else wrapped
+        self.forward_model = compile_model(wrapped, cfg.compile) if cfg.compile else wrapped
 
     # -- public ----------------------------------------------------------------------------------------------
 
