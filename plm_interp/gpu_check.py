@@ -135,19 +135,30 @@ class RandomTokens:
 
 
 class _Clock:
-    """Eval callback that timestamps the steps it is called at (after synchronising the device)."""
+    """Times the steps after the warm-up with two device syncs only: one when the first timed step's loss is
+    computed (wrapping the loss function), one in an eval callback after the last step."""
 
-    def __init__(self, device: torch.device):
-        self.device, self.marks = device, []
+    def __init__(self, device: torch.device, loss_fn: Callable, warmup: int):
+        self.device, self.loss_fn, self.warmup = device, loss_fn, warmup
+        self.calls, self.start, self.end = 0, None, None
 
-    def __call__(self, model, step: int) -> None:
+    def _sync(self) -> float:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
-        self.marks.append((step, time.perf_counter()))
+        return time.perf_counter()
+
+    def loss(self, model, batch):
+        self.calls += 1
+        if self.calls == self.warmup + 1:
+            self.start = self._sync()
+        return self.loss_fn(model, batch)
+
+    def __call__(self, model, step: int) -> None:
+        self.end = self._sync()
 
 
 def trainer_rate(model, source, device: torch.device, batch: int, warmup: int, steps: int, *,
-                 loss_fn: Callable | None = None, compile: bool = False, num_workers: int = 0,
+                 loss_fn: Callable | None = None, compile: bool | str = False, num_workers: int = 0,
                  dist_info=None) -> float:
     """Training tokens/s (all ranks) of ``steps`` Trainer steps after ``warmup`` steps, bf16 autocast."""
     from plm_interp.training import TrainConfig, Trainer, lm_loss_fn
@@ -155,15 +166,14 @@ def trainer_rate(model, source, device: torch.device, batch: int, warmup: int, s
 
     info = dist_info or D.DistInfo()
     cfg = TrainConfig(batch_size=batch * info.world_size, micro_batch_size=batch, max_steps=warmup + steps,
-                      eval_every=warmup, log_every=warmup + steps, precision="bf16", compile=compile,
+                      eval_every=0, log_every=warmup + steps, precision="bf16", compile=compile,
                       device=str(device), num_workers=num_workers, progress=False, lr=1e-4)
-    clock = _Clock(device)
-    trainer = Trainer(model, source, cfg, None, callbacks=[clock], loss_fn=loss_fn or lm_loss_fn, dist_info=info)
+    clock = _Clock(device, loss_fn or lm_loss_fn, warmup)
+    trainer = Trainer(model, source, cfg, None, callbacks=[clock], loss_fn=clock.loss, dist_info=info)
     trainer.fit(resume=False)
     if not info.is_main:
         return float("nan")
-    (s0, t0), (s1, t1) = clock.marks[0], clock.marks[-1]
-    return (s1 - s0) * batch * info.world_size * source.n_ctx / (t1 - t0)
+    return steps * batch * info.world_size * source.n_ctx / (clock.end - clock.start)
 
 
 def cached_loss(model, batch):

@@ -5,9 +5,10 @@ checkpoints and leave a ``config.json`` that describes only one of them, and bot
 writer takes ``RUN_DIR/.lock`` first and a second one is refused, naming the holder's pid and host.
 
 The lock is a POSIX ``flock`` on that file, so the kernel releases it when the holder exits in any way
-(return, exception, SIGKILL, OOM kill): a dead process never keeps a run locked. The file also records who
-holds it; a clean release empties it, so a non-empty file found *unlocked* was left by a process that died
-holding it (a "stale" lock), and taking it over is reported. Within one process the lock is re-entrant
+(return, exception, SIGKILL, OOM kill): a dead process never keeps a run locked. The file records who holds
+it and a clean release deletes it, so a file found *unlocked* was left by a process that died holding it (a
+"stale" lock): taking it over is reported. (Deleting is safe because a taker checks, after locking, that the
+path still names the file it locked, and starts again if not.) Within one process the lock is re-entrant
 (the CLI takes it before writing ``config.json``, the trainer again for the loop), counted per directory.
 
 Example:
@@ -58,16 +59,20 @@ def acquire(run_dir: str | os.PathLike) -> RunDirLock:
     if path in _HELD:
         _HELD[path].depth += 1
         return _HELD[path]
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        os.close(fd)
-        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
-            raise
-        raise RunDirLocked(f"run directory {directory} is in use by another writer: {_describe(_read(path))}; "
-                           f"wait for it to finish or stop it, or use another --run-dir (lock file {path})") \
-            from None
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise
+            raise RunDirLocked(f"run directory {directory} is in use by another writer: {_describe(_read(path))}; "
+                               f"wait for it to finish or stop it, or use another --run-dir (lock file {path})") \
+                from None
+        if _same_file(fd, path):
+            break
+        os.close(fd)  # the holder released (deleted) it between our open and our flock: take the new one
     previous = _read(path)
     holder = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "argv": " ".join(sys.argv)[:500]}
@@ -80,13 +85,13 @@ def acquire(run_dir: str | os.PathLike) -> RunDirLock:
 
 
 def release(lock: RunDirLock) -> None:
-    """Undo one :func:`acquire`; the last one empties the file (a clean exit) and drops the ``flock``."""
+    """Undo one :func:`acquire`; the last one deletes the file (a clean exit) and drops the ``flock``."""
     lock.depth -= 1
     if lock.depth > 0:
         return
     _HELD.pop(lock.path, None)
     with contextlib.suppress(OSError):
-        os.ftruncate(lock.fd, 0)
+        os.unlink(lock.path)  # while still locked, so nobody can take this inode in between
     os.close(lock.fd)  # closing the descriptor releases the flock
 
 
@@ -98,6 +103,15 @@ def run_dir_lock(run_dir: str | os.PathLike) -> Iterator[RunDirLock]:
         yield lock
     finally:
         release(lock)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        on_disk = os.stat(path)
+    except FileNotFoundError:
+        return False
+    mine = os.fstat(fd)
+    return (mine.st_ino, mine.st_dev) == (on_disk.st_ino, on_disk.st_dev)
 
 
 def _read(path: Path) -> dict | None:
