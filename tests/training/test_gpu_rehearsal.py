@@ -6,7 +6,9 @@ AOT autograd are the same as under inductor, but inductor's C++ code generation 
 model on this project's shared 2-core CPU (cold cache). The inductor versions are ``slow``-marked.
 
 Stated tolerances: compiled vs eager training, |Δloss| <= 1e-6 per step and |Δweight| <= 1e-6 after 3 steps
-with aot_eager (same kernels, same order); 1e-4 with inductor (fused kernels reorder float sums).
+with aot_eager (same kernels, same order). With inductor (fused kernels reorder float sums) |Δloss| <= 1e-4
+and |Δweight| <= 1e-3 = lr / 3: AdamW's normalised update m / sqrt(v) turns float noise in a near-zero
+gradient into a step of up to lr, so weights can differ by a fraction of the step size (measured: 5.1e-4).
 """
 from __future__ import annotations
 
@@ -32,22 +34,22 @@ def _losses_and_weights(run_dir, **cfg):
     return [r["loss"] for r in read_metrics(run_dir)], trainer.model.state_dict()
 
 
-def _assert_close_runs(tmp_path, compile, tol):
+def _assert_close_runs(tmp_path, compile, tol, weight_tol):
     eager_loss, eager_w = _losses_and_weights(tmp_path / "eager")
     comp_loss, comp_w = _losses_and_weights(tmp_path / "compiled", compile=compile)
     assert len(comp_loss) == len(eager_loss) == 3
     assert max(abs(a - b) for a, b in zip(comp_loss, eager_loss)) <= tol
-    assert max((comp_w[k] - eager_w[k]).abs().max().item() for k in eager_w) <= tol
+    assert max((comp_w[k] - eager_w[k]).abs().max().item() for k in eager_w) <= weight_tol
     assert comp_loss[-1] != comp_loss[0]  # the steps did train
 
 
 def test_compiled_training_matches_eager_aot_eager(tmp_path):
-    _assert_close_runs(tmp_path, "aot_eager", 1e-6)
+    _assert_close_runs(tmp_path, "aot_eager", 1e-6, 1e-6)
 
 
 @pytest.mark.slow  # inductor's C++ codegen: 60-90 s cold on the shared 2-core CPU
 def test_compiled_training_matches_eager_inductor(tmp_path):
-    _assert_close_runs(tmp_path, True, 1e-4)
+    _assert_close_runs(tmp_path, True, 1e-4, 1e-3)
 
 
 def test_unknown_compile_backend_refused_before_training():
