@@ -370,8 +370,8 @@ def starvation(device: torch.device, dry_run: bool, warmup: int, timed: int, wor
             "starved_at_0": zero < 0.9 * free, f"starved_at_{workers}": many < 0.9 * free}
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="gpu_check", description=__doc__.split("\n\n")[0])
+def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """The check's options (shared by ``python -m plm_interp.gpu_check`` and ``plm-interp gpu-check``)."""
     p.add_argument("--dry-run", action="store_true", help="CPU, tiny shapes, 2 steps: rehearse every stage")
     p.add_argument("--out", type=Path, default=None, help=f"JSON report (default {DEFAULT_OUT}; dry run: stdout)")
     p.add_argument("--budget-s", type=float, default=450.0, help="stop starting stages after this many seconds")
@@ -379,7 +379,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=None, help="DataLoader workers for the starvation stage")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile stage")
     p.add_argument("--peak-tflops", type=float, default=None, help="bf16 peak of a GPU not in the table")
-    args = p.parse_args(argv)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the check as ``args`` say, write the JSON, print a summary on stderr."""
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     report = run_check(args.dry_run, args.budget_s, args.steps, args.workers, not args.no_compile,
                        args.peak_tflops, log)
@@ -396,6 +400,11 @@ def main(argv: list[str] | None = None) -> int:
         mfu = f"{row['mfu']:.1%}" if row["mfu"] is not None else "n/a"
         log(f"[gpu-check] {row['name']:36s} {row['tokens_per_s']:>14,.0f} tokens/s  MFU {mfu}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="gpu_check", description=__doc__.split("\n\n")[0])
+    return run(add_arguments(p).parse_args(argv))
 
 
 if __name__ == "__main__":

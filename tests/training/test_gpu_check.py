@@ -101,3 +101,18 @@ def test_cost_table_uses_a_measured_mfu_and_refuses_a_dry_run(tmp_path, dry_run_
     rc.MEASURED = tmp_path / "absent.json"  # no report: the table says the MFU is assumed
     rc.main([])
     assert capsys.readouterr().out.startswith("MFU ASSUMED (35%, 20%)")
+
+
+def test_subcommand_module_registers_gpu_check_with_the_same_options():
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_check_cmd", ROOT / "plm_interp" / "app" / "commands" /
+                                                  "gpu_check.py")
+    command = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(command)
+    parser = argparse.ArgumentParser()
+    command.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["gpu-check", "--dry-run", "--steps", "3", "--peak-tflops", "100"])
+    assert args.func is gpu_check.run
+    assert (args.dry_run, args.steps, args.peak_tflops, args.no_compile, args.out) == (True, 3, 100.0, False, None)
