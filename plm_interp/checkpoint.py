@@ -12,10 +12,10 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from plm_interp.config import ConfigError, PLMConfig
-from plm_interp.io import atomic_path, atomic_write_json, sha256_file
+from plm_interp.io import atomic_write_json, atomic_writer, sha256_file
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -34,8 +34,8 @@ def save_model(model, directory: str | Path) -> Path:
     """Write ``model`` to ``directory`` (weights first, then the config that vouches for them)."""
     directory = Path(directory)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(directory / WEIGHTS) as tmp:
-        save_file(state, str(tmp), metadata={"format": "plm-interp", "version": str(FORMAT_VERSION)})
+    with atomic_writer(directory / WEIGHTS) as fh:  # plain os.write: a full disk says ENOSPC and the file
+        fh.write(save(state, metadata={"format": "plm-interp", "version": str(FORMAT_VERSION)}))
     atomic_write_json(directory / CONFIG, {"format_version": FORMAT_VERSION, "config": model.cfg.to_dict(),
                                            "weights_sha256": sha256_file(directory / WEIGHTS)})
     return directory

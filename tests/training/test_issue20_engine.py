@@ -243,3 +243,28 @@ def test_issue20_10_every_package_ships_py_typed():
     assert any(fnmatch.fnmatch("py.typed", p) for p in patterns)
     for package in ("plm_interp", "tasks", "analyses"):
         assert (ROOT / package / "py.typed").is_file(), package
+
+
+def test_issue20_8_enospc_in_metrics_and_model_files_names_the_file(tmp_path, monkeypatch):
+    from plm_interp.training import metrics as metrics_module
+
+    class FullFile:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def write(self, text):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        def close(self):
+            pass
+    monkeypatch.setattr(metrics_module, "open", FullFile, raising=False)
+    log = metrics_module.MetricsLog(tmp_path)
+    with pytest.raises(OSError, match=r"ENOSPC \(No space left on device\) while writing .*metrics.jsonl"):
+        log.log({"step": 1, "loss": 1.0})
+    def disk_full(fd, data):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    monkeypatch.setattr(pio, "_write", disk_full)
+    with pytest.raises(OSError, match=r"ENOSPC .* while writing .*final/model.safetensors"):
+        save_model(tiny_model(), tmp_path / "final")
+    assert not (tmp_path / "final" / "model.safetensors").exists()
+    assert [p.name for p in (tmp_path / "final").iterdir()] == []  # no temp file left behind
