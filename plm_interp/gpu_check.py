@@ -171,9 +171,15 @@ def trainer_rate(model, source, device: torch.device, batch: int, warmup: int, s
     clock = _Clock(device, loss_fn or lm_loss_fn, warmup)
     trainer = Trainer(model, source, cfg, None, callbacks=[clock], loss_fn=clock.loss, dist_info=info)
     trainer.fit(resume=False)
+    ADAMW_SEEN.add("fused" if trainer.optimizer.defaults.get("fused") else
+                   "foreach" if trainer.optimizer.defaults.get("foreach") else "default (for-loop on CPU)")
     if not info.is_main:
         return float("nan")
     return steps * batch * info.world_size * source.n_ctx / (clock.end - clock.start)
+
+
+#: the AdamW implementations the measured Trainers used (the report's "adamw")
+ADAMW_SEEN: set[str] = set()
 
 
 def cached_loss(model, batch):
@@ -275,6 +281,7 @@ def run_check(dry_run: bool = False, budget_s: float = 450.0, steps: int | None 
     warmup, timed = (1, steps or 2) if dry_run else (5, steps or 30)
     workers = workers if workers is not None else (1 if dry_run else max(1, min(8, (os.cpu_count() or 2) - 1)))
     start = time.perf_counter()
+    ADAMW_SEEN.clear()
     env = environment(device)
     peak = peak_tflops(env["device"], peak)
     report: dict[str, Any] = {"schema": SCHEMA, "dry_run": dry_run, "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ",
@@ -343,6 +350,7 @@ def run_check(dry_run: bool = False, budget_s: float = 450.0, steps: int | None 
     report["targets"] = {  # None: not measured (a CPU dry run judges nothing)
         "gpt2_small_bf16_mfu>=0.40": None if dry_run or best is None else best["mfu"] >= 0.40,
         "hooks_idle_within_5pct_of_gpt2": None if dry_run or ratio is None else ratio >= 0.95}
+    report["adamw"] = sorted(ADAMW_SEEN)
     report["elapsed_s"] = round(time.perf_counter() - start, 1)
     return report
 

@@ -45,6 +45,7 @@ def test_dry_run_runs_every_stage_on_cpu(dry_run_report):
     assert report["ddp"]["tokens_per_s"] > 0
     loader = report["dataloader"]
     assert loader["workers"] == 1 and loader["workers_0_tokens_per_s"] > 0 and loader["workers_1_tokens_per_s"] > 0
+    assert report["adamw"] == ["default (for-loop on CPU)"]  # on a GPU: ["fused"]
     assert report["cost_table_mfu"] is None  # a CPU dry run never feeds the cost table, nor meets targets
     assert set(report["targets"].values()) == {None}
     ours_abs, hf = report["throughput"][1]["tokens_per_s"], report["throughput"][2]["tokens_per_s"]
