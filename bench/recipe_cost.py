@@ -12,10 +12,15 @@ machine's CPU, as a check that the FLOP count and the code agree with a measured
 
     python bench/recipe_cost.py                          # the table, MFU 35% (and 20% for a pessimistic bound)
     python bench/recipe_cost.py --measure-cpu --seconds 60
+
+Assumed or measured: when ``bench/gpu_check.json`` exists (written on a GPU by ``bash scripts/gpu_check.sh``,
+see docs/training.md) the table gains a column of hours on *that* GPU at *its measured* MFU (GPT2-small, bf16),
+and the header says so; the assumed-MFU H100 columns stay beside it. A dry-run report (CPU) is refused.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import time
 import tomllib
 from pathlib import Path
@@ -27,6 +32,25 @@ from plm_interp.app import runconfig
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 H100_BF16_PEAK = 989e12  # FLOP/s, dense (no sparsity)
+MEASURED = Path(__file__).resolve().parent / "gpu_check.json"
+
+
+def load_measured(path: Path) -> dict:
+    """The ``cost_table_mfu`` entry of a gpu_check report: ``{"mfu", "from", "device", "peak_bf16_tflops"}``
+    plus when it was measured. Raises ``ValueError`` for a dry run or a report without a usable MFU."""
+    report = json.loads(Path(path).read_text())
+    if report.get("dry_run"):
+        raise ValueError(f"{path} is a --dry-run report (CPU, tiny shape): it measures no GPU")
+    entry = report.get("cost_table_mfu")
+    if not entry or not entry.get("mfu") or not entry.get("peak_bf16_tflops"):
+        raise ValueError(f"{path} has no measured MFU (cost_table_mfu = {entry!r}): the GPU's bf16 peak was "
+                         "unknown (rerun with --peak-tflops) or the GPT2-small stage failed")
+    return {**entry, "measured_at": report.get("measured_at")}
+
+
+def measured_hours(row: dict, measured: dict) -> float:
+    """Hours of one recipe on the measured GPU at its measured MFU."""
+    return row["flops"] / (measured["peak_bf16_tflops"] * 1e12 * measured["mfu"]) / 3600
 
 
 def load(path: Path) -> runconfig.RunConfig:
@@ -78,16 +102,30 @@ def measure_cpu(path: Path, batch: int, seconds: float) -> None:
           f"steps (after 1 warm-up): {tps:,.0f} tokens/s = {tps * fpt / 1e9:.1f} GFLOP/s (1 thread, fp32)")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--mfu", type=float, nargs="+", default=[0.35, 0.20], help="assumed MFU(s), first is the headline")
     p.add_argument("--measure-cpu", action="store_true", help="also time real training steps on this CPU")
     p.add_argument("--recipe", default="part1/cfg3f_rot.toml", help="the recipe --measure-cpu times")
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--seconds", type=float, default=45.0)
-    args = p.parse_args()
+    p.add_argument("--measured", type=Path, default=None,
+                   help="a gpu_check report (default: bench/gpu_check.json if it exists)")
+    args = p.parse_args(argv)
+    measured = load_measured(args.measured or MEASURED) if args.measured or MEASURED.is_file() else None
     rows = [cost(path, tuple(args.mfu)) for path in sorted(RECIPES.glob("part*/*.toml"))]
     mfu_cols = "".join(f" {f'H100 h @{u:.0%}':>13s}" for u in args.mfu)
+    if measured:
+        for r in rows:
+            r["hours"].insert(0, measured_hours(r, measured))
+        mfu_cols = f" {'measured h':>13s}" + mfu_cols
+        print(f"MFU MEASURED: {measured['mfu']:.1%} on {measured['device']} ({measured['from']}, "
+              f"{measured['measured_at']}; peak {measured['peak_bf16_tflops']:.0f} TFLOP/s); "
+              f"H100 columns: ASSUMED MFU {', '.join(f'{u:.0%}' for u in args.mfu)}")
+        args.mfu = [measured["mfu"], *args.mfu]
+    else:
+        print(f"MFU ASSUMED ({', '.join(f'{u:.0%}' for u in args.mfu)}): no GPU measurement "
+              f"({MEASURED.name} absent; bash scripts/gpu_check.sh writes it on a GPU)")
     print(f"{'recipe':50s} {'params':>11s} {'tokens':>8s} {'FLOP/token':>11s} {'FLOPs':>9s}{mfu_cols}")
     for r in rows:
         hours = "".join(f" {h:13.1f}" for h in r["hours"])

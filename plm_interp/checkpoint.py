@@ -7,14 +7,15 @@ file and the offending key or field.
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
 from plm_interp.config import ConfigError, PLMConfig
-from plm_interp.io import atomic_path, atomic_write_json, sha256_file
+from plm_interp.io import atomic_write_json, atomic_writer, sha256_file
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -25,12 +26,16 @@ class CheckpointError(ValueError):
     """A checkpoint cannot be loaded; the message names the file and what is wrong."""
 
 
+class UnverifiedWeightsWarning(UserWarning):
+    """The checkpoint loaded, but its config records no checksum, so its weights could not be verified."""
+
+
 def save_model(model, directory: str | Path) -> Path:
     """Write ``model`` to ``directory`` (weights first, then the config that vouches for them)."""
     directory = Path(directory)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    with atomic_path(directory / WEIGHTS) as tmp:
-        save_file(state, str(tmp), metadata={"format": "plm-interp", "version": str(FORMAT_VERSION)})
+    with atomic_writer(directory / WEIGHTS) as fh:  # plain os.write: a full disk says ENOSPC and the file
+        fh.write(save(state, metadata={"format": "plm-interp", "version": str(FORMAT_VERSION)}))
     atomic_write_json(directory / CONFIG, {"format_version": FORMAT_VERSION, "config": model.cfg.to_dict(),
                                            "weights_sha256": sha256_file(directory / WEIGHTS)})
     return directory
@@ -61,7 +66,11 @@ def load_model(directory: str | Path, device: str | None = None):
     except (ConfigError, TypeError) as exc:
         raise CheckpointError(f"{config_path}: {exc}") from exc
     expected = meta.get("weights_sha256")
-    if expected is not None and sha256_file(weights_path) != expected:
+    if expected is None:  # written by hand or by another tool: load, but do not pretend it was verified
+        warnings.warn(f"{config_path} has no weights_sha256: the weights in {weights_path} cannot be verified "
+                      "against truncation or corruption (re-save with save_model to add the checksum)",
+                      UnverifiedWeightsWarning, stacklevel=2)
+    elif sha256_file(weights_path) != expected:
         raise CheckpointError(f"{weights_path}: checksum mismatch (file truncated or corrupted)")
     try:
         state = load_file(str(weights_path), device="cpu")

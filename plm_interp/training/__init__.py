@@ -9,8 +9,10 @@ from plm_interp.training.config import TrainConfig
 from plm_interp.training.data import ShardedStream, TaskSource, make_loader
 from plm_interp.training.metrics import MetricsLog, read_metrics
 from plm_interp.training.optim import build_optimizer, build_scheduler, lr_factor, param_groups
-from plm_interp.training.trainer import EvalCallback, Trainer, TrainResult, lm_loss_fn, train
+from plm_interp.training.trainer import (EvalCallback, NonFiniteLossError, Trainer, TrainResult, compile_model,
+                                         lm_loss_fn, train)
 
-__all__ = ["CheckpointError", "EvalCallback", "MetricsLog", "ShardedStream", "TaskSource", "TrainConfig",
-           "TrainResult", "Trainer", "build_optimizer", "build_scheduler", "load_latest", "lm_loss_fn",
-           "lr_factor", "make_loader", "param_groups", "read_metrics", "save_checkpoint", "train"]
+__all__ = ["CheckpointError", "EvalCallback", "MetricsLog", "NonFiniteLossError", "ShardedStream", "TaskSource",
+           "TrainConfig", "TrainResult", "Trainer", "build_optimizer", "build_scheduler", "compile_model",
+           "load_latest", "lm_loss_fn", "lr_factor", "make_loader", "param_groups", "read_metrics",
+           "save_checkpoint", "train"]

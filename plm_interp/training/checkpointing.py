@@ -23,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from plm_interp.io import atomic_path, atomic_write_json, sha256_file
+from plm_interp.io import atomic_write_json, atomic_writer, sha256_file
 
 FORMAT_VERSION = 1
 STATE, MANIFEST = "state.pt", "manifest.json"
@@ -41,8 +41,8 @@ def checkpoint_dir(root: Path, step: int) -> Path:
 def save_checkpoint(root: str | Path, step: int, state: dict[str, Any], keep: int) -> Path:
     """Write ``state`` as the checkpoint of ``step`` (state first, manifest last), then keep the newest ``keep``."""
     directory = checkpoint_dir(Path(root), step)
-    with atomic_path(directory / STATE) as tmp:
-        torch.save(state, tmp)
+    with atomic_writer(directory / STATE) as fh:  # a full disk says ENOSPC and the file, not "unexpected pos"
+        torch.save(state, fh)
     path = directory / STATE
     atomic_write_json(directory / MANIFEST, {"format_version": FORMAT_VERSION, "step": step, "file": STATE,
                                              "bytes": path.stat().st_size, "sha256": sha256_file(path)})

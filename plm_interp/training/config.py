@@ -54,7 +54,7 @@ class TrainConfig:
     min_lr_ratio: float = 0.1
     grad_clip: float = 1.0  # max global gradient norm; 0 turns clipping off
     precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU
-    compile: bool = False  # torch.compile the forward pass
+    compile: bool | str = False  # torch.compile the forward pass: true = inductor, or a backend name ("aot_eager")
     device: str = "auto"  # auto: cuda:{local_rank} when CUDA is available, else cpu
     num_workers: int = 0  # DataLoader worker processes per rank generating data (0: in the main process)
     prefetch_factor: int = 4  # batches each worker keeps ready
@@ -92,6 +92,27 @@ class TrainConfig:
         if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
             raise ConfigError(f"train.micro_batch_size = {self.micro_batch_size} must divide "
                               f"train.batch_size = {self.batch_size}")
+        _check_device_name(self.device)
+
+    def validate(self) -> "TrainConfig":
+        """Check what depends on this machine rather than on the values: the device exists, bf16 works there.
+
+        Kept out of construction so a saved config (``train.device = "cuda"``) can still be read on a CPU
+        machine; every entry point calls it before writing anything (the CLI before ``config.json``, the
+        :class:`~plm_interp.training.Trainer` before it moves the model). Returns ``self``; raises
+        :class:`ConfigError` naming ``train.device`` / ``train.precision``.
+        """
+        check_device_available(self.device)
+        if isinstance(self.compile, str):
+            import torch._dynamo
+
+            if self.compile not in torch._dynamo.list_backends(exclude_tags=()):
+                raise ConfigError(f"train.compile = {self.compile!r} is not a torch.compile backend; use true "
+                                  f"(inductor) or one of {torch._dynamo.list_backends(exclude_tags=())}")
+        if self.precision == "bf16" and self.device.startswith("cuda") and not _cuda_bf16():
+            raise ConfigError(f"train.precision = 'bf16' but {_cuda_name()} has no bfloat16 support; use "
+                              "train.precision = 'fp32'")
+        return self
 
     def grad_accum(self, world_size: int) -> int:
         """Micro-steps per optimiser step on each rank; refuses a batch that does not split evenly."""
@@ -122,6 +143,54 @@ class TrainConfig:
         """Build from a dict (the ``[train]`` TOML section); unknown keys are refused as ``{source}.key``."""
         check_known(cls, data, source)
         return cls(**data)
+
+
+# -- device checks ------------------------------------------------------------------------------------------
+
+def _check_device_name(device: str) -> None:
+    import torch
+
+    if device == "auto":
+        return
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        kind = None
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ConfigError(f"train.device = {device!r} is not a device; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+
+
+def check_device_available(device: str) -> None:
+    """Raise :class:`ConfigError` if ``device`` (as ``train.device`` spells it) does not exist on this machine."""
+    import torch
+
+    _check_device_name(device)
+    if device == "auto" or device == "cpu":
+        return
+    parsed = torch.device(device)
+    if parsed.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise ConfigError(f"train.device = {device!r} but CUDA is not available on this machine (torch "
+                              f"{torch.__version__}, built for CUDA {torch.version.cuda}); use train.device = "
+                              "'cpu' or 'auto'")
+        if parsed.index is not None and parsed.index >= count:
+            raise ConfigError(f"train.device = {device!r} but this machine has {count} CUDA device(s) "
+                              f"(cuda:0 .. cuda:{count - 1})")
+    elif parsed.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"train.device = {device!r} but MPS is not available on this machine; use 'cpu' or 'auto'")
+
+
+def _cuda_bf16() -> bool:
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def _cuda_name() -> str:
+    import torch
+
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "this machine"
 
 
 # -- validation helpers (shared with the CLI's [model] section) ---------------------------------------------

@@ -43,9 +43,11 @@ def init_from_env(device: str = "auto") -> DistInfo:
 
 
 def resolve_device(device: str, info: DistInfo) -> torch.device:
-    """``auto`` → ``cuda:{local_rank}`` when CUDA is available, else CPU."""
+    """``auto`` → ``cuda:{local_rank}`` when CUDA is available, else CPU; ``cuda`` → ``cuda:{local_rank}``."""
     if device == "auto":
         return torch.device(f"cuda:{info.local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    if device == "cuda":  # one GPU per rank: a bare "cuda" means this rank's own
+        return torch.device(f"cuda:{info.local_rank}")
     return torch.device(device)
 
 
@@ -59,6 +61,13 @@ def all_reduce_mean(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
     if info.enabled:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         tensor /= info.world_size
+    return tensor
+
+
+def all_reduce_min(tensor: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Minimum of ``tensor`` over ranks (in place); a no-op on one process."""
+    if info.enabled:
+        dist.all_reduce(tensor, op=dist.ReduceOp.MIN)
     return tensor
 
 

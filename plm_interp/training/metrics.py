@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from plm_interp.io import atomic_write_bytes
+from plm_interp.io import atomic_write_bytes, write_error
 
 METRICS = "metrics.jsonl"
 
@@ -55,9 +55,12 @@ class MetricsLog:
         a no-op when disabled."""
         if self.path is None:
             return
-        if self._fh is None:
-            self._fh = open(self.path, "a", buffering=1)  # line-buffered: each record hits the OS at once
-        self._fh.write(json.dumps(record) + "\n")
+        try:
+            if self._fh is None:
+                self._fh = open(self.path, "a", buffering=1)  # line-buffered: each record hits the OS at once
+            self._fh.write(json.dumps(record) + "\n")
+        except OSError as exc:  # e.g. ENOSPC: say so, and which file
+            raise write_error(exc, self.path) from exc
         if self._tb is not None and "step" in record:
             for key, value in record.items():
                 if key != "step" and isinstance(value, (int, float)):

@@ -37,10 +37,12 @@ def param_group_of(module: nn.Module, leaf_name: str, param: nn.Parameter) -> st
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
     """Two AdamW groups (decay / no decay); each carries the parameter names it holds, for inspection."""
     decay, no_decay = {"params": [], "names": []}, {"params": [], "names": [], "weight_decay": 0.0}
+    seen: set[int] = set()  # a tied parameter (GPT-2's wte = lm_head) is one tensor: its first owner decides
     for module_name, module in model.named_modules():
         for leaf, param in module.named_parameters(recurse=False):
-            if not param.requires_grad:
+            if not param.requires_grad or id(param) in seen:
                 continue
+            seen.add(id(param))
             group = decay if param_group_of(module, leaf, param) in cfg.decay_params else no_decay
             group["params"].append(param)
             group["names"].append(f"{module_name}.{leaf}" if module_name else leaf)
@@ -53,8 +55,31 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
     groups = param_groups(model, cfg)
     for g in groups:  # AdamW tolerates extra keys, but keep its state dict lean
         g.pop("names")
-    fused = all(p.is_cuda for g in groups for p in g["params"])
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.adam_eps, fused=fused or None)
+    params = [p for g in groups for p in g["params"]]
+    impl = adamw_impl({p.device.type for p in params}, {p.dtype for p in params})
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=cfg.betas, eps=cfg.adam_eps, **impl)
+
+
+#: dtypes the fused CUDA AdamW kernel takes
+FUSED_DTYPES = frozenset({torch.float16, torch.bfloat16, torch.float32, torch.float64})
+
+
+def adamw_impl(device_types: set[str], dtypes: set[torch.dtype]) -> dict[str, bool]:
+    """Which AdamW implementation to ask for, from where the parameters live (no CUDA needed to decide).
+
+    * every parameter on CUDA in a float dtype: ``fused=True``, one kernel for the whole update (the fastest;
+      the papers' runs are on GPUs);
+    * anything else (CPU, MPS, mixed devices, no parameters): ``{}``, torch's default, which is the ``foreach``
+      multi-tensor path where it applies and the per-parameter loop on CPU. CPU keeps the loop so that CPU
+      runs, and their exact-resume tests, do not depend on the fused kernel.
+
+    Example:
+        >>> adamw_impl({"cuda"}, {torch.float32}), adamw_impl({"cpu"}, {torch.float32})
+        ({'fused': True}, {})
+    """
+    if device_types == {"cuda"} and dtypes and dtypes <= FUSED_DTYPES:
+        return {"fused": True}
+    return {}
 
 
 def lr_factor(step: int, total_steps: int, cfg: TrainConfig) -> float:

@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 
 from plm_interp.training import checkpointing as ckpt
 from plm_interp.training import distributed as D
+from plm_interp.training import lock as run_lock
 from plm_interp.training.config import TrainConfig
 from plm_interp.training.data import ShardedStream, make_loader
 from plm_interp.training.metrics import MetricsLog
@@ -51,6 +52,28 @@ def lm_loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor
     batch entries (``loss_mask``, ``targets``) are passed as keyword arguments."""
     extra = {k: v for k, v in batch.items() if k != "tokens"}
     return model(batch["tokens"], return_type="loss", **extra)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or Inf; the message names the first such step and the last good checkpoint."""
+
+
+#: "no non-finite loss seen yet" in the step tracker (a min-reduction over ranks keeps the earliest step)
+_NO_STEP = 2 ** 62
+
+
+def compile_model(module: nn.Module, backend: bool | str = True) -> nn.Module:
+    """``torch.compile(module)`` such that TransformerLens hooks added *after* compiling still run.
+
+    By default Dynamo does not guard on module hooks (``skip_nnmodule_hook_guards``), so a hook added to a
+    compiled HookedPLM after its first call is silently skipped: the output is the unhooked one
+    (``tests/training/test_gpu_rehearsal.py`` shows it). Turning the guard on makes adding or removing a hook
+    trigger a recompile instead. The setting is process-wide; it costs a guard check per call.
+    """
+    import torch._dynamo
+
+    torch._dynamo.config.skip_nnmodule_hook_guards = False
+    return torch.compile(module, backend="inductor" if backend is True else backend)
 
 
 @dataclass
@@ -79,6 +102,7 @@ class Trainer:
         self.cfg, self.source, self.loss_fn = cfg, source, loss_fn
         self.callbacks = list(callbacks)
         self.run_dir = Path(run_dir) if run_dir is not None else None
+        cfg.validate()  # the machine can do what cfg asks (device, precision), before anything is moved or written
         self.info = dist_info or D.init_from_env(cfg.device)
         self.device = D.resolve_device(cfg.device, self.info)
         self.accum = cfg.grad_accum(self.info.world_size)
@@ -96,14 +120,46 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             wrapped = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
         self._ddp = wrapped if self.info.enabled else None
-        self.forward_model = torch.compile(wrapped) if cfg.compile else wrapped
+        self.forward_model = compile_model(wrapped, cfg.compile) if cfg.compile else wrapped
 
     # -- public ----------------------------------------------------------------------------------------------
 
     def fit(self, resume: bool = True) -> TrainResult:
-        """Train to the budget, resuming from the newest valid checkpoint in ``run_dir`` if ``resume``."""
+        """Train to the budget, resuming from the newest valid checkpoint in ``run_dir`` if ``resume``.
+
+        ``run_dir`` is locked for the whole call (:mod:`plm_interp.training.lock`): a second writer is refused
+        naming this process. A NaN/Inf loss stops training with :class:`NonFiniteLossError`; no checkpoint is
+        written after it, so the newest one on disk is the last good one.
+        """
+        lock = self._lock()
+        try:
+            return self._fit(resume)
+        finally:
+            if lock is not None:
+                run_lock.release(lock)
+
+    def _lock(self) -> run_lock.RunDirLock | None:
+        if self.run_dir is None:
+            return None
+        lock, error = None, None
+        if self.info.is_main:
+            try:
+                lock = run_lock.acquire(self.run_dir)
+            except run_lock.RunDirLocked as exc:
+                error = str(exc)
+            else:
+                if lock.stale:
+                    self._report(lock.stale)
+        error = D.broadcast_object(error, self.info)  # every rank stops, not only rank 0
+        if error is not None:
+            raise run_lock.RunDirLocked(error)
+        return lock
+
+    def _fit(self, resume: bool) -> TrainResult:
         metrics = MetricsLog(self.run_dir, self.cfg.tensorboard, enabled=self.info.is_main)
         resumed_from = self._resume(metrics) if resume and self.run_dir is not None else None
+        if resumed_from is None:  # starting at step 0: records of an earlier attempt that saved no checkpoint go
+            metrics.truncate_after(0)
         stream = ShardedStream(self.source, self.micro, self.cfg.seed, self.info.rank, self.info.world_size,
                                start=self.step * self.accum)
         loader = make_loader(stream, self.cfg.num_workers, self.cfg.prefetch_factor,
@@ -131,10 +187,13 @@ class Trainer:
         cfg, last_loss = self.cfg, None
         loss_sum, n_micro = torch.zeros((), device=self.device), 0
         grad_norm = None
+        # First step whose loss was NaN/Inf, tracked on the device (no sync per step), read at log/ckpt time.
+        bad_step = torch.full((), _NO_STEP, dtype=torch.int64, device=self.device)
         clock, tokens_at_clock = time.perf_counter(), self.tokens
         self.model.train()
         while self.step < self.total_steps:
             lr = self.optimizer.param_groups[0]["lr"]
+            loss_before = loss_sum.clone()
             for a in range(self.accum):
                 batch = {k: v.to(self.device, non_blocking=True) for k, v in next(batches).items()}
                 sync = self._ddp is None or a == self.accum - 1
@@ -151,9 +210,15 @@ class Trainer:
             self.scheduler.step()
             self.optimizer.zero_grad(set_to_none=True)
             self.step += 1
+            bad_step = torch.where(torch.isfinite(loss_sum - loss_before), bad_step,
+                                   torch.clamp(bad_step, max=self.step))
             bar.update(1)
             done = self.step == self.total_steps
-            if self.step % cfg.log_every == 0 or done:
+            saving = self.run_dir is not None and ((cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or done)
+            logging = self.step % cfg.log_every == 0 or done
+            if logging or saving:
+                self._check_finite(bad_step)
+            if logging:
                 last_loss = D.all_reduce_mean(loss_sum / n_micro, self.info).item()
                 now = time.perf_counter()
                 rate = (self.tokens - tokens_at_clock) / max(now - clock, 1e-9)
@@ -167,9 +232,24 @@ class Trainer:
                 n_micro, clock, tokens_at_clock = 0, now, self.tokens
             if self.callbacks and ((cfg.eval_every and self.step % cfg.eval_every == 0) or done):
                 self._evaluate(metrics)
-            if self.run_dir is not None and ((cfg.ckpt_every and self.step % cfg.ckpt_every == 0) or done):
+            if saving:
                 self._save()
         return last_loss
+
+    def _check_finite(self, bad_step: torch.Tensor) -> None:
+        """Raise :class:`NonFiniteLossError` if any rank saw a NaN/Inf loss (one sync, at log/ckpt steps only)."""
+        first = D.all_reduce_min(bad_step.clone(), self.info).item()
+        if first == _NO_STEP:
+            return
+        last_good = None
+        if self.run_dir is not None and self.info.is_main:
+            last_good = next((d for _, d in ckpt.list_checkpoints(self.checkpoint_root)
+                              if (d / ckpt.MANIFEST).is_file()), None)
+        where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was saved before it"
+        raise NonFiniteLossError(
+            f"training stopped: the loss became NaN or Inf at step {first} (noticed at step {self.step}); nothing "
+            f"after it was saved, {where}. Lower train.lr, raise train.warmup_steps, or check the data and the "
+            "model config (e.g. rotary_base, dtype)")
 
     def _evaluate(self, metrics: MetricsLog) -> None:
         if self.info.is_main:

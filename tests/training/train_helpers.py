@@ -68,8 +68,8 @@ class SequenceSource:
             yield Batch(tokens=(torch.stack(firsts) + torch.arange(self.n_ctx)) % VOCAB)
 
 
-def tiny_model(seed: int = 0) -> HookedPLM:
-    return HookedPLM(preset_config("tiny", d_vocab=VOCAB, n_ctx=N_CTX, positional="rot", seed=seed))
+def tiny_model(seed: int = 0, positional: str = "rot") -> HookedPLM:
+    return HookedPLM(preset_config("tiny", d_vocab=VOCAB, n_ctx=N_CTX, positional=positional, seed=seed))
 
 
 def source() -> TaskSource:
@@ -99,8 +99,7 @@ def _install_kill(phase: str, step: int, callbacks: list) -> None:
 
         def save(obj, f, *a, **k):
             if isinstance(obj, dict) and obj.get("step") == step:
-                with open(f, "wb") as fh:
-                    fh.write(b"partial")
+                f.write(b"partial")  # the checkpoint writer hands torch.save an open file
                 die()
             return real_save(obj, f, *a, **k)
         checkpointing.torch.save = save
@@ -126,15 +125,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kill-at", type=int, default=None)
     p.add_argument("--kill-phase", default="step")
     p.add_argument("--source", choices=["count", "seq"], default="count")
+    p.add_argument("--compile", default=None, help="train.compile: a torch.compile backend name")
+    p.add_argument("--positional", default="rot")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
     callbacks: list = []
     if args.kill_at is not None:
         _install_kill(args.kill_phase, args.kill_at, callbacks)
     cfg = small_config(max_steps=args.steps, batch_size=args.batch, micro_batch_size=args.micro,
-                       num_workers=args.workers, eval_every=1 if callbacks else 0)
+                       num_workers=args.workers, eval_every=1 if callbacks else 0, compile=args.compile or False)
     data = source() if args.source == "count" else SequenceSource()
-    trainer = Trainer(tiny_model(), data, cfg, args.run_dir, callbacks=callbacks)
+    trainer = Trainer(tiny_model(positional=args.positional), data, cfg, args.run_dir, callbacks=callbacks)
     trainer.fit(resume=True)
     if trainer.info.is_main:
         from safetensors.torch import save_file
