@@ -39,12 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from plm_interp.checkpoint import CheckpointError as ModelFileError
     from plm_interp.training.checkpointing import CheckpointError
+    from plm_interp.training.lock import RunDirLocked
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, CheckpointError, ModelFileError) as exc:
-        # bad input and unreadable checkpoints are the user's to fix: one line, no traceback
+    except (ValueError, TypeError, FileNotFoundError, CheckpointError, ModelFileError, RunDirLocked) as exc:
+        # bad input, unreadable checkpoints and a run dir in use are the user's to fix: one line, no traceback
         print(f"plm-interp {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

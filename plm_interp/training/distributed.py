@@ -93,19 +93,3 @@ def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
 
-
-def check_device(device: str) -> None:
-    """Refuse a ``train.device`` this machine does not have (``cuda`` without CUDA, ``cuda:3`` on two GPUs),
-    so that the CLI can refuse it before a run directory is written."""
-    from plm_interp.config import ConfigError
-
-    try:
-        dev = torch.device("cpu" if device == "auto" else device)
-    except RuntimeError as exc:
-        raise ConfigError(f"train.device = {device!r} is not a device name ({exc})") from exc
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"train.device = {device!r}: CUDA is not available on this machine (use cpu or auto)")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ConfigError(f"train.device = {device!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"train.device = {device!r}: MPS is not available on this machine")

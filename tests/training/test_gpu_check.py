@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from plm_interp import gpu_check
+from plm_interp.app import gpu_check
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ["sdpa backends", "gpt2-small rot", "gpt2-small abs", "transformers GPT-2 (sdpa)",

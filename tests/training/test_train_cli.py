@@ -144,3 +144,29 @@ def test_init_from_is_checked_before_anything_is_written(tmp_path, capsys, value
     err = capsys.readouterr().err
     assert all(w in err for w in words), err
     assert not run_dir.exists()
+
+
+def test_issue20_1_second_train_on_a_locked_run_dir_writes_nothing(tmp_path, capsys):
+    """Two ``plm-interp train`` on one --run-dir: the second is refused before it writes config.json."""
+    import subprocess
+    import sys
+    import time
+
+    run_dir = tmp_path / "race"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom plm_interp.training.lock import acquire\n"
+                               f"acquire({str(run_dir)!r}); print('held', flush=True); time.sleep(60)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        start = time.time()
+        assert main(["train", "count_test", *BASE, "--run-dir", str(run_dir)]) == 2
+        assert time.time() - start < 30
+        err = capsys.readouterr().err
+        assert "in use by another writer" in err and str(holder.pid) in err
+        assert {p.name for p in run_dir.iterdir()} == {".lock"}       # no config.json, no metrics, no checkpoints
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder is gone: the same command now runs (a stale lock is taken over)
+    assert main(["train", "count_test", *BASE, "--run-dir", str(run_dir)]) == 0
+    assert json.loads((run_dir / "config.json").read_text())["train"]["max_steps"] == 4

@@ -45,7 +45,7 @@ def run(args) -> int:
         raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it, or another --run-dir")
     if saved is None and run_dir.exists() and not run_dir.is_dir():
         raise ConfigError(f"--run-dir {run_dir} is a file, not a directory")
-    if saved is None and run_dir.is_dir() and any(run_dir.iterdir()) and not args.resume:
+    if saved is None and run_dir.is_dir() and any(p.name != ".lock" for p in run_dir.iterdir()) and not args.resume:
         raise ConfigError(f"--run-dir {run_dir} exists and is not empty")
     # On resume the saved config is the base; what the command line gives must agree with it.
     file_layer, set_layer = _command_layers(args)
@@ -63,13 +63,13 @@ def _train(cfg: runconfig.RunConfig, resolved: dict, run_dir: Path, resume: bool
     from plm_interp.checkpoint import save_model
     from plm_interp.io import atomic_write_json
     from plm_interp.model import HookedPLM
-    from plm_interp.training import distributed
+    from plm_interp.training import distributed, lock
     from plm_interp.training.data import TaskSource
     from plm_interp.training.trainer import Trainer
 
     # Everything that can fail on the settings fails here, before config.json: the device, building the model,
     # the trainer, one batch of the task's data; so a corrected command is a fresh start, with or without --resume.
-    distributed.check_device(cfg.train.device)
+    cfg.train.validate()
     info = distributed.init_from_env(cfg.train.device)
     try:
         model = HookedPLM(cfg.model)
@@ -82,17 +82,23 @@ def _train(cfg: runconfig.RunConfig, resolved: dict, run_dir: Path, resume: bool
     source = TaskSource(cfg.task, cfg.model.n_ctx, masked=cfg.model.attention_dir == "bidirectional")
     trainer = Trainer(model, source, cfg.train, run_dir, dist_info=info)
     _first_batch(source, trainer.micro, cfg.train.seed)
-    if info.is_main:
-        atomic_write_json(run_dir / CONFIG_NAME, resolved)
-        n_params = sum(p.numel() for p in model.parameters())
-        print(f"[train] {cfg.task.kind} → {run_dir}  ({n_params:,} parameters, {trainer.total_steps} steps of "
-              f"{cfg.train.batch_size}×{cfg.model.n_ctx} tokens, {info.world_size} process(es), "
-              f"{trainer.device})", file=sys.stderr)
-    result = trainer.fit(resume=resume)
-    if info.is_main:
-        save_model(model, run_dir / "final")
-        print(f"[train] done: step {result.step}, loss {result.loss if result.loss is None else round(result.loss, 4)}"
-              f", final model in {run_dir / 'final'}", file=sys.stderr)
+    # one writer per run directory: held from before config.json is written (the trainer re-enters it)
+    held = lock.acquire(run_dir) if info.is_main else None
+    try:
+        if info.is_main:
+            atomic_write_json(run_dir / CONFIG_NAME, resolved)
+            n_params = sum(p.numel() for p in model.parameters())
+            print(f"[train] {cfg.task.kind} → {run_dir}  ({n_params:,} parameters, {trainer.total_steps} steps of "
+                  f"{cfg.train.batch_size}×{cfg.model.n_ctx} tokens, {info.world_size} process(es), "
+                  f"{trainer.device})", file=sys.stderr)
+        result = trainer.fit(resume=resume)
+        if info.is_main:
+            save_model(model, run_dir / "final")
+            print(f"[train] done: step {result.step}, loss {result.loss if result.loss is None else round(result.loss, 4)}"
+                  f", final model in {run_dir / 'final'}", file=sys.stderr)
+    finally:
+        if held is not None:
+            lock.release(held)
     distributed.barrier(info)
     distributed.shutdown(info)
     return 0
