@@ -82,11 +82,16 @@ class IGSMConfig:
         if not 0 < self.train_buckets < self.hash_modulus:
             raise bad("train_buckets", f"must be in [1, hash_modulus - 1] = [1, {self.hash_modulus - 1}]")
         target = self.op if self.op is not None else self.op_max
+        field = "op" if self.op is not None else "op_max"
         bound = max_op_bound(self.ip_max, self.max_parents)
         if target > bound:
-            field = "op" if self.op is not None else "op_max"
             raise bad(field, f"no problem with ip_max={self.ip_max} instance parameters reaches op={target} "
-                             f"(upper bound {bound})")
+                             f"(upper bound {bound}); raise ip_max or lower {field}")
+        if self.letters < target:
+            # the binarised solution uses exactly one fresh letter per operation (see tasks.igsm.solution), so a
+            # problem with op=k needs k letters; fewer would make the generator redraw forever
+            raise bad("letters", f"a solution with {field}={target} operations needs {target} fresh letters; "
+                                 f"use letters >= {target} or {field} <= {self.letters}")
 
     @property
     def target_op_max(self) -> int:
@@ -114,11 +119,14 @@ class IGSMConfig:
 def max_op_bound(ip_max: int, max_parents: int = 4) -> int:
     """A safe upper bound on the op a problem with at most ``ip_max`` structure edges can have.
 
-    Each instance parameter contributes at most ``max_parents - 1``; the abstract parameters of a layered graph with
-    ``e`` edges contribute at most ``2 e`` per layer below their own, i.e. at most ``2 e (d - 1) <= 6 e`` in all
-    (d <= 4). The generator raises its own error if a forced op still cannot be realised after many tries.
+    Each instance parameter contributes at most ``max_parents - 1``. An item with ``c`` children gives
+    "X's <next category>" (op <= c) and, per deeper layer, a sum of ``c`` products (op <= 2c - 1 < 2c), so the
+    abstract parameters of a graph with ``e`` edges and ``d`` layers contribute at most ``e (2d - 3)``. Layers
+    hold at least 2 items, so ``e >= 2 (d - 1)``: ``d <= min(4, 1 + e // 2)``. (op_max 15 with ip_max 2 is
+    refused: at most 8.) The generator raises its own error if a forced op still cannot be realised.
     """
-    return (max_parents - 1) * ip_max + 6 * ip_max
+    d = min(4, 1 + ip_max // 2)
+    return (max_parents - 1) * ip_max + (2 * d - 3) * ip_max
 
 
 PRESETS: dict[str, IGSMConfig] = {

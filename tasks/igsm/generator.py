@@ -12,10 +12,11 @@ from dataclasses import dataclass, field, replace
 
 from tasks.igsm import text
 from tasks.igsm.config import IGSMConfig
-from tasks.igsm.dependency import DepGraph, build_dependency
+from tasks.igsm.construct import build
+from tasks.igsm.dependency import DepGraph
 from tasks.igsm.hierarchy import Hierarchy, load_hierarchy
 from tasks.igsm.solution import OutOfLetters, Step, build_solution, template_hash
-from tasks.igsm.structure import INSTANCE, Param, Structure, draw_structure, sample_shape
+from tasks.igsm.structure import INSTANCE, Param, Structure
 
 MAX_ATTEMPTS = 3000
 
@@ -139,11 +140,10 @@ def generate(config: IGSMConfig, rng: random.Random, hierarchy: Hierarchy | None
     hierarchy = hierarchy or load_hierarchy()
     s = config.op if config.op is not None else min(rng.randint(1, config.op_max), rng.randint(1, config.op_max))
     for _ in range(MAX_ATTEMPTS):
-        st = draw_structure(rng, sample_shape(rng, s, config.ip_max))
-        n = max(rng.randint(1, s), rng.randint(1, s))
-        g = build_dependency(rng, st, s, n, rng.randint(n, s), config.modulus, config.max_parents)
-        if g is None:
+        g = build(rng, s, config.ip_max, config.modulus, config.max_parents)
+        if g is None or g.n_op != s:  # the authors keep a draw only when its op is the target
             continue
+        st = g.structure
         try:
             steps = build_solution(g, rng, letters=config.letters, letter_order=config.letter_order)
         except OutOfLetters:

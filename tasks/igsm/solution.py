@@ -114,7 +114,9 @@ class _Builder:
                     final = self.expr([f.const, base], "+" if f.const_op == "add" else "*")  # type: ignore[list-item]
         else:
             deps = self.g.abstract[a]
-            if a[3] == a[1] + 1:
+            if not deps:  # an item without children: "so t = 0"
+                final = self.expr([0], None)
+            elif a[3] == a[1] + 1:
                 final = self.expr(*self.chain(temps, [letters[x] for x in deps], "+", keep_last=True))
             elif len(deps) == 2:
                 final = self.expr([letters[deps[0]], letters[deps[1]]], "*")

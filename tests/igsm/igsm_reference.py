@@ -74,10 +74,10 @@ class Reference:
             return list(self.formulas[a][3])
         k = self.cat_layer[y]
         out = []
-        for c in self.children.get(x, []):
+        for c in self.children.get(x, []):  # every child, as the authors define it: a childless one counts 0
             if self.layer[c] == k:
                 out.append((x, c))
-            elif self.layer[c] < k and self.deps((c, y)):
+            elif self.layer[c] < k:
                 out += [(x, c), (c, y)]
         return out
 
