@@ -60,15 +60,18 @@ class _Builder:
     def __init__(self, g: DepGraph, rng: random.Random, letters: int = len(LETTERS), order: str = "random"):
         self.g, self.m = g, g.modulus
         self.pool, self.n_letters = list(LETTERS[:letters]), letters
-        if order == "random":
-            rng.shuffle(self.pool)
-        else:  # "sequential": popped from the end, so a, b, c, ...
+        self.rng = rng if order == "random" else None
+        if order != "random":  # "sequential": popped from the end, so a, b, c, ...
             self.pool.reverse()
         self.val: dict[str, int] = {}
 
     def fresh(self) -> str:
+        """A letter not used yet: uniform among the unused ones (the authors' ``get_symbol``), or the next one."""
         if not self.pool:
             raise OutOfLetters(f"solution needs more than {self.n_letters} letters")
+        if self.rng is not None:  # swap a uniform unused letter to the end: one draw per letter, not a shuffle
+            t = int(self.rng.random() * len(self.pool))
+            self.pool[t], self.pool[-1] = self.pool[-1], self.pool[t]
         return self.pool.pop()
 
     def tv(self, t: Term) -> int:
