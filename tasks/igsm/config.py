@@ -13,6 +13,7 @@ SHUFFLES = ("random", "topological", "none")
 FORMATS = ("pq", "qp")
 SPLITS = ("train", "test", "all")
 LETTER_ORDERS = ("random", "sequential")
+NAME_SETS = ("all", "parseable")
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,8 @@ class IGSMConfig:
       ``"sequential"`` names them a, b, c, ... in order of definition. Naming is not reasoning, but a random fresh
       letter is unpredictable, so the loss barely rewards avoiding used ones and a small model trained on CPU
       keeps reusing its favourite letter (docs/part2_analyses.md); sequential letters make the name predictable.
+    * ``names``: ``"all"`` 1,553 item names (the authors'); ``"parseable"`` the 1,499 without an apostrophe,
+      template word or all-digit word (what models trained before this option saw; see :mod:`hierarchy`).
     """
 
     op_max: int = 15
@@ -47,6 +50,7 @@ class IGSMConfig:
     max_parents: int = 4
     letters: int = 52
     letter_order: str = "random"
+    names: str = "all"
 
     def __post_init__(self) -> None:
         def bad(field: str, why: str) -> ValueError:
@@ -71,6 +75,8 @@ class IGSMConfig:
             raise bad("letters", "must be in [1, 52] (a-z A-Z)")
         if self.letter_order not in LETTER_ORDERS:
             raise bad("letter_order", f"must be one of {LETTER_ORDERS}")
+        if self.names not in NAME_SETS:
+            raise bad("names", f"must be one of {NAME_SETS}")
         if self.fmt not in FORMATS:
             raise bad("fmt", f"must be one of {FORMATS}")
         if self.shuffle not in SHUFFLES:

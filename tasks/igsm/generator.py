@@ -182,7 +182,7 @@ def generate(config: IGSMConfig, rng: random.Random, hierarchy: Hierarchy | None
     conditional distribution, since a graph's op never exceeds its ``s``. A forced ``config.op`` uses ``s = op`` and keeps
     the draws whose op is ``op``, as the authors' generator does when given ``op``.
     """
-    hierarchy = hierarchy or load_hierarchy()
+    hierarchy = hierarchy or load_hierarchy(names=config.names)
     if config.op is not None:
         for _ in range(MAX_ATTEMPTS):
             drawn = _draw(config, rng, config.op)

@@ -102,7 +102,7 @@ class IGSMTask(Task):
         if not isinstance(self.n_ctx, int) or self.n_ctx < 32:
             raise ValueError(f"IGSMTask field 'n_ctx' = {n_ctx!r}: must be an int >= 32")
         self.retry, self.retry_p, self.loss_on, self.mask_retry = retry, float(retry_p), loss_on, mask_retry
-        self.tokenizer: Tokenizer = get_tokenizer(self.config.modulus)
+        self.tokenizer: Tokenizer = get_tokenizer(self.config.modulus, self.config.names)
         self._fits: set[int] = set()
         self._check_feasible(self.n_ctx)
 
@@ -121,7 +121,8 @@ class IGSMTask(Task):
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "IGSMTask":
         """Rebuild from :meth:`spec`. Generator fields may be given partially, under ``config`` or flat
-        (``{"preset": "small", "op_max": 3}``); the ones not given keep the preset's values."""
+        (``{"preset": "small", "op_max": 3}``); the ones not given keep the preset's values. A full nested ``config``
+        without ``names`` predates that field and keeps the names its model was trained on (``"parseable"``)."""
         s = dict(spec)
         if s.pop("kind", "igsm") != "igsm":
             raise ValueError(f"IGSMTask.from_spec field 'kind' = {spec.get('kind')!r}: must be 'igsm'")
@@ -129,6 +130,8 @@ class IGSMTask(Task):
         if preset not in PRESETS:
             raise ValueError(f"IGSMTask field 'preset' = {preset!r}: must be one of {sorted(PRESETS)}")
         config = dict(s.pop("config", None) or {})
+        if "names" not in config and set(IGSMConfig.__dataclass_fields__) - {"names"} <= set(config):
+            config["names"] = "parseable"  # a full config written before the field existed: its model's names
         config.update({k: s.pop(k) for k in list(s) if k in IGSMConfig.__dataclass_fields__})
         merged = IGSMConfig.from_dict({**PRESETS[preset].to_dict(), **config}).to_dict()
         return cls(preset, **s, **merged)
