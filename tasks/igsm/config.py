@@ -14,6 +14,7 @@ FORMATS = ("pq", "qp")
 SPLITS = ("train", "test", "all")
 LETTER_ORDERS = ("random", "sequential")
 NAME_SETS = ("all", "parseable")
+TEMPLATE_HASHES = ("ours", "authors")
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,9 @@ class IGSMConfig:
     * ``shuffle``: problem sentences in uniformly random order (paper), a random topological order, or none.
     * ``split``/``train_buckets``: template-hash split; a problem is *train* when
       ``hash(solution template) mod hash_modulus < train_buckets`` (paper: mod 23, < 17).
+    * ``template_hash``: ``"ours"`` (default: keeps the layers, so op = 1 problems spread over many templates;
+      the shipped models' held-out sets use it) or ``"authors"`` (their sketch + sha256, :mod:`authors_split`;
+      with ``train_buckets=16`` exactly their split, so a model can be tested on their held-out templates).
     * ``max_parents``: largest in-degree (counting the random-number vertex) of an instance parameter (paper: 4).
     * ``letters``: solution letters are drawn fresh from the first ``letters`` of a-z A-Z (paper: all 52). A
       smaller pool makes reusing a letter cost more loss, which is what a small model needs to learn to avoid it.
@@ -51,6 +55,7 @@ class IGSMConfig:
     letters: int = 52
     letter_order: str = "random"
     names: str = "all"
+    template_hash: str = "ours"
 
     def __post_init__(self) -> None:
         def bad(field: str, why: str) -> ValueError:
@@ -75,6 +80,8 @@ class IGSMConfig:
             raise bad("letters", "must be in [1, 52] (a-z A-Z)")
         if self.letter_order not in LETTER_ORDERS:
             raise bad("letter_order", f"must be one of {LETTER_ORDERS}")
+        if self.template_hash not in TEMPLATE_HASHES:
+            raise bad("template_hash", f"must be one of {TEMPLATE_HASHES}")
         if self.names not in NAME_SETS:
             raise bad("names", f"must be one of {NAME_SETS}")
         if self.fmt not in FORMATS:

@@ -12,6 +12,7 @@ import weakref
 from dataclasses import dataclass, field, replace
 
 from tasks.igsm import text
+from tasks.igsm.authors_split import authors_bucket
 from tasks.igsm.config import IGSMConfig
 from tasks.igsm.construct import build
 from tasks.igsm.dependency import DepGraph
@@ -141,7 +142,7 @@ def _light(rng: random.Random, op_max: int) -> int:
     return min(rng.randint(1, op_max), rng.randint(1, op_max))
 
 
-def _draw(config: IGSMConfig, rng: random.Random, s: int):
+def _draw(config: IGSMConfig, rng: random.Random, s: int, hierarchy: Hierarchy):
     """One attempt with op target ``s``: graph, solution, split check -> ``(graph, steps, bucket)`` or ``None``."""
     g = build(rng, s, config.ip_max, config.modulus, config.max_parents)
     if g is None:
@@ -150,18 +151,30 @@ def _draw(config: IGSMConfig, rng: random.Random, s: int):
         steps = build_solution(g, rng, letters=config.letters, letter_order=config.letter_order)
     except OutOfLetters:
         return None
-    bucket = template_hash(steps, g, config.hash_modulus)
+    if config.template_hash == "authors":  # their hash reads the names: draw them now
+        st = g.structure
+        st.categories, st.names = hierarchy.sample_layers(rng, st.sizes)
+    bucket = bucket_of(steps, g, config)
     is_train = bucket < config.train_buckets
     if (config.split == "train" and not is_train) or (config.split == "test" and is_train):
         return None
     return g, steps, bucket
 
 
+def bucket_of(steps: list[Step], g: DepGraph, config: IGSMConfig) -> int:
+    """The split bucket of a solution under ``config.template_hash`` (ours, or the authors' from the text)."""
+    if config.template_hash == "authors":
+        return authors_bucket(g.structure, [text.step_sentence(g.structure, s) for s in steps],
+                              config.hash_modulus)
+    return template_hash(steps, g, config.hash_modulus)
+
+
 def _finish(config: IGSMConfig, rng: random.Random, drawn, hierarchy: Hierarchy) -> Problem:
     """Names and sentence order (independent of everything else, so drawn only for problems served)."""
     g, steps, bucket = drawn
     st = g.structure
-    st.categories, st.names = hierarchy.sample_layers(rng, st.sizes)
+    if not st.names:
+        st.categories, st.names = hierarchy.sample_layers(rng, st.sizes)
     return Problem(g, steps, _sentence_order(rng, g, config.shuffle), config.fmt, bucket, config)
 
 
@@ -185,7 +198,7 @@ def generate(config: IGSMConfig, rng: random.Random, hierarchy: Hierarchy | None
     hierarchy = hierarchy or load_hierarchy(names=config.names)
     if config.op is not None:
         for _ in range(MAX_ATTEMPTS):
-            drawn = _draw(config, rng, config.op)
+            drawn = _draw(config, rng, config.op, hierarchy)
             if drawn is not None and drawn[0].n_op == config.op:
                 return _finish(config, rng, drawn, hierarchy)
         raise RuntimeError(f"iGSM generator: op={config.op} could not be realised with ip_max={config.ip_max} "
@@ -198,11 +211,11 @@ def generate(config: IGSMConfig, rng: random.Random, hierarchy: Hierarchy | None
         if queues.get(o):
             return _finish(config, rng, queues[o].pop(0), hierarchy)
         if high:  # s ~ light given s >= o (the only s that can give op o): keep op o, drop the rest
-            drawn = _draw(config, rng, min(rng.randint(o, M), rng.randint(o, M)))
+            drawn = _draw(config, rng, min(rng.randint(o, M), rng.randint(o, M)), hierarchy)
             if drawn is not None and drawn[0].n_op == o:
                 return _finish(config, rng, drawn, hierarchy)
             continue
-        drawn = _draw(config, rng, _light(rng, M))  # unconditioned: every draw is queued by its op
+        drawn = _draw(config, rng, _light(rng, M), hierarchy)  # unconditioned: every draw is queued by its op
         if drawn is not None:
             q = queues.setdefault(drawn[0].n_op, [])
             if len(q) < BUFFER_CAP:
@@ -227,6 +240,6 @@ def reask(problem: Problem, rng: random.Random) -> Problem:
                                    letter_order=problem.config.letter_order)
         except OutOfLetters:
             continue
-        bucket = template_hash(steps, g2, problem.config.hash_modulus)
+        bucket = bucket_of(steps, g2, problem.config)
         return Problem(g2, steps, list(problem.sentence_order), problem.fmt, bucket, problem.config, reasked=True)
     raise RuntimeError(f"reask: every candidate query needs more than {problem.config.letters} letters")

@@ -17,9 +17,9 @@ from functools import lru_cache
 
 from tasks.igsm.config import IGSMConfig
 from tasks.igsm.dependency import DepGraph, Formula
-from tasks.igsm.generator import Problem
+from tasks.igsm.generator import Problem, bucket_of
 from tasks.igsm.hierarchy import load_hierarchy
-from tasks.igsm.solution import build_solution, template_hash
+from tasks.igsm.solution import build_solution
 from tasks.igsm.structure import ABSTRACT, INSTANCE, Param, Structure
 
 _HEAD = "The number of each "
@@ -111,9 +111,11 @@ def _layers(pairs, where_of) -> tuple[tuple[str, ...], dict]:
     return h, layer
 
 
-def read(problem_text: str, solution_text: str | None = None, *, modulus: int = 23) -> Problem:
+def read(problem_text: str, solution_text: str | None = None, *, modulus: int = 23,
+         template_hash: str = "ours") -> Problem:
     """The :class:`Problem` a text states (see module docstring); with ``solution_text``, that solution must
-    verify and the problem's solution order is its order."""
+    verify and the problem's solution order is its order. ``template_hash`` picks how ``bucket`` is computed
+    (see :class:`IGSMConfig`)."""
     if not isinstance(problem_text, str):
         raise TypeError(f"read field 'problem_text' = {problem_text!r:.60}: must be a str")
     sents = _sentences(problem_text)
@@ -137,10 +139,12 @@ def read(problem_text: str, solution_text: str | None = None, *, modulus: int = 
         heads.append(_split_ref(head, where))
         rhss.append(_rhs(rhs, where))
         wheres.append(where)
-    return _build(heads, rhss, wheres, (m.group(2), m.group(1)), q, fmt, modulus, solution_text)
+    config = IGSMConfig(modulus=modulus, fmt=fmt, split="all", template_hash=template_hash)
+    return _build(heads, rhss, wheres, (m.group(2), m.group(1)), config, solution_text)
 
 
-def _build(heads, rhss, wheres, question, q, fmt, modulus, solution_text) -> Problem:
+def _build(heads, rhss, wheres, question, config, solution_text) -> Problem:
+    modulus = config.modulus
     # every (X, Y) mention, in order: targets, then each sentence's terms, then the question
     pairs = list(heads) + [r for rhs in rhss for r in rhs[3]] + [question]
     owner = list(range(len(heads))) + [t for t, rhs in enumerate(rhss) for _ in rhs[3]] + [None]
@@ -206,19 +210,18 @@ def _build(heads, rhss, wheres, question, q, fmt, modulus, solution_text) -> Pro
             ds = abstract[a]
             values[a] = sum(values[ds[t]] * values[ds[t + 1]] for t in range(0, len(ds), 2)) % modulus
     g = DepGraph(st, formulas, abstract, _solve_order(query, formulas, abstract), topo, values, modulus)
-    config = IGSMConfig(modulus=modulus, fmt=fmt, split="all")
-    p = _problem(g, order, fmt, config)
+    p = _problem(g, order, config)
     if solution_text is not None:
-        p = _follow(p, solution_text, order, fmt, config)
+        p = _follow(p, solution_text, order, config)
     return p
 
 
-def _problem(g: DepGraph, sentence_order, fmt, config) -> Problem:
+def _problem(g: DepGraph, sentence_order, config) -> Problem:
     steps = build_solution(g, random.Random(0))
-    return Problem(g, steps, list(sentence_order), fmt, template_hash(steps, g, config.hash_modulus), config)
+    return Problem(g, steps, list(sentence_order), config.fmt, bucket_of(steps, g, config), config)
 
 
-def _follow(p: Problem, solution_text: str, sentence_order, fmt, config) -> Problem:
+def _follow(p: Problem, solution_text: str, sentence_order, config) -> Problem:
     from dataclasses import replace
 
     from tasks.igsm.verifier import verify
@@ -229,7 +232,7 @@ def _follow(p: Problem, solution_text: str, sentence_order, fmt, config) -> Prob
                         f"{rep.message}")
     nece = set(p.graph.order)
     g = replace(p.graph, order=[s.param for s in rep.accepted if s.param in nece])
-    return _problem(g, sentence_order, fmt, config)
+    return _problem(g, sentence_order, config)
 
 
 def _solve_order(query: Param, formulas, abstract) -> list[Param]:
