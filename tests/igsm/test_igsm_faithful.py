@@ -33,7 +33,10 @@ def _table(a, b, keys):
 
 def two_sample(preset: str) -> dict[str, tuple[float, float, float]]:
     """``{statistic: (ours, authors', p)}``: means or rates, and the two-sample test's p-value."""
-    ours, theirs = samples(preset)
+    return compare(*samples(preset))
+
+
+def compare(ours: list[dict], theirs: list[dict]) -> dict[str, tuple[float, float, float]]:
     out = {}
     for key in ("op", "sentences", "steps", "levels"):
         a, b = [s[key] for s in ours], [s[key] for s in theirs]
