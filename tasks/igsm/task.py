@@ -23,6 +23,9 @@ from tasks.igsm.sequence import LOSS_ON, Encoded, encode
 from tasks.igsm.solution import Step
 from tasks.igsm.tokenizer import Tokenizer, get_tokenizer
 
+#: the generator fields a spec had before ``names`` existed (a full one of those keeps the old names)
+_V1_FIELDS = frozenset({"op_max", "ip_max", "op", "modulus", "fmt", "shuffle", "split", "hash_modulus",
+                        "train_buckets", "max_parents", "letters", "letter_order"})
 #: how many problems the construction-time feasibility check draws before refusing an ``n_ctx``
 FEASIBILITY_DRAWS = 256
 N_CTX = {"med": 768, "hard": 1024, "small": 256, "tiny": 192}
@@ -130,7 +133,7 @@ class IGSMTask(Task):
         if preset not in PRESETS:
             raise ValueError(f"IGSMTask field 'preset' = {preset!r}: must be one of {sorted(PRESETS)}")
         config = dict(s.pop("config", None) or {})
-        if "names" not in config and set(IGSMConfig.__dataclass_fields__) - {"names"} <= set(config):
+        if "names" not in config and _V1_FIELDS <= set(config):
             config["names"] = "parseable"  # a full config written before the field existed: its model's names
         config.update({k: s.pop(k) for k in list(s) if k in IGSMConfig.__dataclass_fields__})
         merged = IGSMConfig.from_dict({**PRESETS[preset].to_dict(), **config}).to_dict()

@@ -136,3 +136,17 @@ def test_eval_sets_follow_an_overridden_op_max():
     sets = t.eval_sets(n=3)
     assert sorted(sets) == sorted(["op<=3", "op=3", "op=4", "op=5", "reask"])
     assert all(p.op == 5 for p in sets["op=5"])
+
+
+def test_specs_written_before_the_names_field_keep_their_names_and_vocabulary():
+    """A shipped model's spec (a full generator config without ``names``) keeps the 1,499 names and the
+    1,655-word vocabulary it was trained on; new tasks use all 1,553 names and the appended vocabulary."""
+    from tasks.igsm import IGSMTask
+
+    spec = IGSMTask("tiny").spec()
+    assert spec["config"]["names"] == "all" and IGSMTask.from_spec(spec) == IGSMTask("tiny")
+    old = dict(spec, config={k: v for k, v in spec["config"].items() if k not in ("names", "template_hash")})
+    task = IGSMTask.from_spec(old)
+    assert task.config.names == "parseable" and task.d_vocab == 1655 < IGSMTask("tiny").d_vocab == 1702
+    assert task.tokenizer.vocab == IGSMTask("tiny").tokenizer.vocab[:1655]
+    assert all("'" not in n for s in task.sample(30).samples for row in s.problem.structure.names for n in row)
