@@ -2,8 +2,8 @@
 
 ``generate(config, rng)`` returns a :class:`Problem` whose op equals the drawn target exactly (the target is
 ``min(U[1, op_max], U[1, op_max])`` or ``config.op``), drawn as the authors' generator draws it (see
-:func:`generate`), so the op distribution is exactly the paper's. ``reask(problem, rng)`` asks a different parameter of the same
-problem (the paper's "reask" evaluation).
+:func:`generate`), so the op distribution is exactly the paper's. ``reask(problem, rng)`` asks a different
+parameter of the same problem (the paper's "reask" evaluation).
 """
 from __future__ import annotations
 
@@ -192,8 +192,8 @@ def generate(config: IGSMConfig, rng: random.Random, hierarchy: Hierarchy | None
     and serve ``o`` from its queue: each served problem is an independent draw from exactly the authors'
     conditional distribution, without throwing most draws away. For a large ``o`` (where most ``s`` are below
     ``o`` and cannot give it) ``s`` is drawn given ``s >= o`` instead, and only op-``o`` draws are kept: the same
-    conditional distribution, since a graph's op never exceeds its ``s``. A forced ``config.op`` uses ``s = op`` and keeps
-    the draws whose op is ``op``, as the authors' generator does when given ``op``.
+    conditional distribution, since a graph's op never exceeds its ``s``. A forced ``config.op`` uses ``s = op``
+    and keeps the draws whose op is ``op``, as the authors' generator does when given ``op``.
     """
     hierarchy = hierarchy or load_hierarchy(names=config.names)
     if config.op is not None:
