@@ -1,7 +1,8 @@
 """P4 benchmark: iGSM problems/s on one core at the med and hard settings, side by side with the authors'.
 
 The authors' rejection-sampling generator (facebookresearch/iGSM) makes about 27 hard problems/s on one core
-(reference/PAPERS.md; not re-run here: it needs networkx and their tokenizer). Ours runs the authors' algorithm
+(reference/PAPERS.md; run once on our box the README's way it made 86 med / 36 hard per CPU-second, see
+docs/igsm.md; not re-run here: it needs networkx and their tokenizer). Ours runs the authors' algorithm
 (tasks/igsm/construct.py) and keeps their distribution exactly, without their rejection of most draws.
 Prints problems per CPU-second (``time.process_time``, so a busy shared machine does not distort the per-core
 rate) for generation alone and for generation + tokenisation, the op histogram and the mean tokens per problem.
@@ -51,7 +52,8 @@ def main() -> None:
         hist = " ".join(f"{k}:{r['ops'][k]}" for k in range(1, M + 1))
         expect = " ".join(f"{k}:{args.n * (2 * (M - k) + 1) / M**2:.0f}" for k in range(1, M + 1))
         print(f"  op histogram          {hist}\n  min-of-two-uniforms   {expect}")
-    print(f"authors' generator: ~{AUTHORS_HARD_PER_S:.0f} hard problems/s/core (PAPERS.md); target P4 >= 10x")
+    print(f"authors' generator: ~{AUTHORS_HARD_PER_S:.0f} hard problems/s/core (PAPERS.md; 36 hard / 86 med per "
+          f"CPU-second measured once on our box, docs/igsm.md); target P4 >= 10x")
 
 
 if __name__ == "__main__":
