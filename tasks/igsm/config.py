@@ -15,6 +15,7 @@ SPLITS = ("train", "test", "all")
 LETTER_ORDERS = ("random", "sequential")
 NAME_SETS = ("all", "parseable")
 TEMPLATE_HASHES = ("ours", "authors")
+GENERATORS = ("authors", "v1")
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class IGSMConfig:
       ``"sequential"`` names them a, b, c, ... in order of definition. Naming is not reasoning, but a random fresh
       letter is unpredictable, so the loss barely rewards avoiding used ones and a small model trained on CPU
       keeps reusing its favourite letter (docs/part2_analyses.md); sequential letters make the name predictable.
+    * ``generator``: ``"authors"`` (their construction and distribution, :mod:`construct`) or ``"v1"`` (the first
+      release's constructive generator, :mod:`legacy`: what models trained before this field saw).
     * ``names``: ``"all"`` 1,553 item names (the authors'); ``"parseable"`` the 1,499 without an apostrophe,
       template word or all-digit word (what models trained before this option saw; see :mod:`hierarchy`).
     """
@@ -56,6 +59,7 @@ class IGSMConfig:
     letter_order: str = "random"
     names: str = "all"
     template_hash: str = "ours"
+    generator: str = "authors"
 
     def __post_init__(self) -> None:
         def bad(field: str, why: str) -> ValueError:
@@ -80,6 +84,10 @@ class IGSMConfig:
             raise bad("letters", "must be in [1, 52] (a-z A-Z)")
         if self.letter_order not in LETTER_ORDERS:
             raise bad("letter_order", f"must be one of {LETTER_ORDERS}")
+        if self.generator not in GENERATORS:
+            raise bad("generator", f"must be one of {GENERATORS}")
+        if self.generator == "v1" and self.template_hash != "ours":
+            raise bad("template_hash", "the v1 generator draws names after the split check: use 'ours'")
         if self.template_hash not in TEMPLATE_HASHES:
             raise bad("template_hash", f"must be one of {TEMPLATE_HASHES}")
         if self.names not in NAME_SETS:

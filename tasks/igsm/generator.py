@@ -196,6 +196,8 @@ def generate(config: IGSMConfig, rng: random.Random, hierarchy: Hierarchy | None
     and keeps the draws whose op is ``op``, as the authors' generator does when given ``op``.
     """
     hierarchy = hierarchy or load_hierarchy(names=config.names)
+    if config.generator == "v1":
+        return _generate_v1(config, rng, hierarchy)
     if config.op is not None:
         for _ in range(MAX_ATTEMPTS):
             drawn = _draw(config, rng, config.op, hierarchy)
@@ -224,6 +226,31 @@ def generate(config: IGSMConfig, rng: random.Random, hierarchy: Hierarchy | None
                        f"in {MAX_ATTEMPTS} attempts")
 
 
+def _generate_v1(config: IGSMConfig, rng: random.Random, hierarchy: Hierarchy) -> Problem:
+    """The first release's generator, draw for draw (see :mod:`tasks.igsm.legacy`)."""
+    from tasks.igsm import legacy
+
+    s = config.op if config.op is not None else _light(rng, config.op_max)
+    for _ in range(MAX_ATTEMPTS):
+        st = legacy.draw_structure(rng, legacy.sample_shape(rng, s, config.ip_max))
+        n = max(rng.randint(1, s), rng.randint(1, s))
+        g = legacy.build_dependency(rng, st, s, n, rng.randint(n, s), config.modulus, config.max_parents)
+        if g is None:
+            continue
+        try:
+            steps = build_solution(g, rng, letters=config.letters, letter_order=config.letter_order, shuffle=True)
+        except OutOfLetters:
+            continue
+        bucket = template_hash(steps, g, config.hash_modulus)
+        is_train = bucket < config.train_buckets
+        if (config.split == "train" and not is_train) or (config.split == "test" and is_train):
+            continue
+        st.categories, st.names = legacy.sample_layers_v1(hierarchy, rng, st.sizes)
+        return Problem(g, steps, _sentence_order(rng, g, config.shuffle), config.fmt, bucket, config)
+    raise RuntimeError(f"iGSM generator: op={s} could not be realised with ip_max={config.ip_max} "
+                       f"in {MAX_ATTEMPTS} attempts")
+
+
 def reask(problem: Problem, rng: random.Random) -> Problem:
     """The same problem text with a different query: any other parameter, solved in a random topological order
     of its ancestors. Its op is whatever the new query needs; the split bucket is recomputed."""
@@ -237,7 +264,8 @@ def reask(problem: Problem, rng: random.Random) -> Problem:
         g2 = replace(g, order=order + [q])
         try:
             steps = build_solution(g2, rng, letters=problem.config.letters,
-                                   letter_order=problem.config.letter_order)
+                                   letter_order=problem.config.letter_order,
+                                   shuffle=problem.config.generator == "v1")
         except OutOfLetters:
             continue
         bucket = bucket_of(steps, g2, problem.config)

@@ -57,11 +57,14 @@ class Step:
 
 
 class _Builder:
-    def __init__(self, g: DepGraph, rng: random.Random, letters: int = len(LETTERS), order: str = "random"):
+    def __init__(self, g: DepGraph, rng: random.Random, letters: int = len(LETTERS), order: str = "random",
+                 shuffle: bool = False):
         self.g, self.m = g, g.modulus
         self.pool, self.n_letters = list(LETTERS[:letters]), letters
-        self.rng = rng if order == "random" else None
-        if order != "random":  # "sequential": popped from the end, so a, b, c, ...
+        self.rng = rng if order == "random" and not shuffle else None
+        if order == "random" and shuffle:  # the first release's draw (same distribution, other random stream)
+            rng.shuffle(self.pool)
+        elif order != "random":  # "sequential": popped from the end, so a, b, c, ...
             self.pool.reverse()
         self.val: dict[str, int] = {}
 
@@ -139,10 +142,10 @@ class _Builder:
 
 
 def build_solution(g: DepGraph, rng: random.Random, order: list[Param] | None = None,
-                   letters: int = len(LETTERS), letter_order: str = "random") -> list[Step]:
+                   letters: int = len(LETTERS), letter_order: str = "random", shuffle: bool = False) -> list[Step]:
     """Steps for ``order`` (default: the graph's necessary order), with fresh letters from the first ``letters``
-    of :data:`LETTERS`, drawn at random or in order (``letter_order``)."""
-    b = _Builder(g, rng, letters, letter_order)
+    of :data:`LETTERS`, drawn at random or in order (``letter_order``; ``shuffle``: as the first release did)."""
+    b = _Builder(g, rng, letters, letter_order, shuffle)
     letters: dict[Param, str] = {}
     return [b.step(a, letters) for a in (order if order is not None else g.order)]
 

@@ -125,7 +125,8 @@ class IGSMTask(Task):
     def from_spec(cls, spec: dict[str, Any]) -> "IGSMTask":
         """Rebuild from :meth:`spec`. Generator fields may be given partially, under ``config`` or flat
         (``{"preset": "small", "op_max": 3}``); the ones not given keep the preset's values. A full nested ``config``
-        without ``names`` predates that field and keeps the names its model was trained on (``"parseable"``)."""
+        without ``names`` predates that field and keeps the names and generator its model was trained on
+        (``names="parseable"``, ``generator="v1"``)."""
         s = dict(spec)
         if s.pop("kind", "igsm") != "igsm":
             raise ValueError(f"IGSMTask.from_spec field 'kind' = {spec.get('kind')!r}: must be 'igsm'")
@@ -134,7 +135,9 @@ class IGSMTask(Task):
             raise ValueError(f"IGSMTask field 'preset' = {preset!r}: must be one of {sorted(PRESETS)}")
         config = dict(s.pop("config", None) or {})
         if "names" not in config and _V1_FIELDS <= set(config):
-            config["names"] = "parseable"  # a full config written before the field existed: its model's names
+            # a full config written before these fields existed: its model's names and generator
+            config.setdefault("names", "parseable")
+            config.setdefault("generator", "v1")
         config.update({k: s.pop(k) for k in list(s) if k in IGSMConfig.__dataclass_fields__})
         merged = IGSMConfig.from_dict({**PRESETS[preset].to_dict(), **config}).to_dict()
         return cls(preset, **s, **merged)
