@@ -13,6 +13,9 @@ SHUFFLES = ("random", "topological", "none")
 FORMATS = ("pq", "qp")
 SPLITS = ("train", "test", "all")
 LETTER_ORDERS = ("random", "sequential")
+NAME_SETS = ("all", "parseable")
+TEMPLATE_HASHES = ("ours", "authors")
+GENERATORS = ("authors", "v1")
 
 
 @dataclass(frozen=True)
@@ -26,6 +29,9 @@ class IGSMConfig:
     * ``shuffle``: problem sentences in uniformly random order (paper), a random topological order, or none.
     * ``split``/``train_buckets``: template-hash split; a problem is *train* when
       ``hash(solution template) mod hash_modulus < train_buckets`` (paper: mod 23, < 17).
+    * ``template_hash``: ``"ours"`` (default: keeps the layers, so op = 1 problems spread over many templates;
+      the shipped models' held-out sets use it) or ``"authors"`` (their sketch + sha256, :mod:`authors_split`;
+      with ``train_buckets=16`` exactly their split, so a model can be tested on their held-out templates).
     * ``max_parents``: largest in-degree (counting the random-number vertex) of an instance parameter (paper: 4).
     * ``letters``: solution letters are drawn fresh from the first ``letters`` of a-z A-Z (paper: all 52). A
       smaller pool makes reusing a letter cost more loss, which is what a small model needs to learn to avoid it.
@@ -33,6 +39,10 @@ class IGSMConfig:
       ``"sequential"`` names them a, b, c, ... in order of definition. Naming is not reasoning, but a random fresh
       letter is unpredictable, so the loss barely rewards avoiding used ones and a small model trained on CPU
       keeps reusing its favourite letter (docs/part2_analyses.md); sequential letters make the name predictable.
+    * ``generator``: ``"authors"`` (their construction and distribution, :mod:`construct`) or ``"v1"`` (the first
+      release's constructive generator, :mod:`legacy`: what models trained before this field saw).
+    * ``names``: ``"all"`` 1,553 item names (the authors'); ``"parseable"`` the 1,499 without an apostrophe,
+      template word or all-digit word (what models trained before this option saw; see :mod:`hierarchy`).
     """
 
     op_max: int = 15
@@ -47,6 +57,9 @@ class IGSMConfig:
     max_parents: int = 4
     letters: int = 52
     letter_order: str = "random"
+    names: str = "all"
+    template_hash: str = "ours"
+    generator: str = "authors"
 
     def __post_init__(self) -> None:
         def bad(field: str, why: str) -> ValueError:
@@ -71,6 +84,14 @@ class IGSMConfig:
             raise bad("letters", "must be in [1, 52] (a-z A-Z)")
         if self.letter_order not in LETTER_ORDERS:
             raise bad("letter_order", f"must be one of {LETTER_ORDERS}")
+        if self.generator not in GENERATORS:
+            raise bad("generator", f"must be one of {GENERATORS}")
+        if self.generator == "v1" and self.template_hash != "ours":
+            raise bad("template_hash", "the v1 generator draws names after the split check: use 'ours'")
+        if self.template_hash not in TEMPLATE_HASHES:
+            raise bad("template_hash", f"must be one of {TEMPLATE_HASHES}")
+        if self.names not in NAME_SETS:
+            raise bad("names", f"must be one of {NAME_SETS}")
         if self.fmt not in FORMATS:
             raise bad("fmt", f"must be one of {FORMATS}")
         if self.shuffle not in SHUFFLES:
@@ -82,11 +103,16 @@ class IGSMConfig:
         if not 0 < self.train_buckets < self.hash_modulus:
             raise bad("train_buckets", f"must be in [1, hash_modulus - 1] = [1, {self.hash_modulus - 1}]")
         target = self.op if self.op is not None else self.op_max
+        field = "op" if self.op is not None else "op_max"
         bound = max_op_bound(self.ip_max, self.max_parents)
         if target > bound:
-            field = "op" if self.op is not None else "op_max"
             raise bad(field, f"no problem with ip_max={self.ip_max} instance parameters reaches op={target} "
-                             f"(upper bound {bound})")
+                             f"(upper bound {bound}); raise ip_max or lower {field}")
+        if self.letters < target:
+            # the binarised solution uses exactly one fresh letter per operation (see tasks.igsm.solution), so a
+            # problem with op=k needs k letters; fewer would make the generator redraw forever
+            raise bad("letters", f"a solution with {field}={target} operations needs {target} fresh letters; "
+                                 f"use letters >= {target} or {field} <= {self.letters}")
 
     @property
     def target_op_max(self) -> int:
@@ -114,11 +140,14 @@ class IGSMConfig:
 def max_op_bound(ip_max: int, max_parents: int = 4) -> int:
     """A safe upper bound on the op a problem with at most ``ip_max`` structure edges can have.
 
-    Each instance parameter contributes at most ``max_parents - 1``; the abstract parameters of a layered graph with
-    ``e`` edges contribute at most ``2 e`` per layer below their own, i.e. at most ``2 e (d - 1) <= 6 e`` in all
-    (d <= 4). The generator raises its own error if a forced op still cannot be realised after many tries.
+    Each instance parameter contributes at most ``max_parents - 1``. An item with ``c`` children gives
+    "X's <next category>" (op <= c) and, per deeper layer, a sum of ``c`` products (op <= 2c - 1 < 2c), so the
+    abstract parameters of a graph with ``e`` edges and ``d`` layers contribute at most ``e (2d - 3)``. Layers
+    hold at least 2 items, so ``e >= 2 (d - 1)``: ``d <= min(4, 1 + e // 2)``. (op_max 15 with ip_max 2 is
+    refused: at most 8.) The generator raises its own error if a forced op still cannot be realised.
     """
-    return (max_parents - 1) * ip_max + 6 * ip_max
+    d = min(4, 1 + ip_max // 2)
+    return (max_parents - 1) * ip_max + (2 * d - 3) * ip_max
 
 
 PRESETS: dict[str, IGSMConfig] = {

@@ -2,17 +2,19 @@
 
 The data is the authors' English hierarchy (``categories.json``, MIT, see ``NOTICE.md``). A problem picks one of
 the four hierarchies, ``d`` consecutive categories of it (one per structure layer), and for each layer one
-sub-category from which it draws its distinct item names, exactly as the paper describes.
+sub-category from which it draws its distinct item names, exactly as the authors' ``Data`` does.
 
-A few item names are left out so that the text stays unambiguous for a word-level parser: names with an
-apostrophe (they would collide with the possessive ``'s``), names containing a template word ("and", "of",
-"the", "The", ...) and names with a word made only of digits (it would read as a number). This drops 54 of the
-1,553 names; every category keeps at least 56.
+``names="all"`` (the default) keeps all 1,553 names, as the authors do: "Sainsbury's", "Shop 'n Save",
+"Food 4 Less", "Track and Field", and "Popcorn", which is both a Product and an Ingredient. They stay readable
+because a reader knows the names: see :mod:`tasks.igsm.reader`. ``names="parseable"`` leaves out the 54 names
+with an apostrophe, a template word ("and", "of", "the", "The") or an all-digit word; models trained before the
+option existed were trained on that set, and their task specs keep it (``IGSMTask.from_spec``).
 """
 from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -22,6 +24,9 @@ TEMPLATE_WORDS = frozenset(
     "The number of each equals more than times as much the sum difference and How many does have Define so".split()
 )
 DATA_PATH = Path(__file__).with_name("categories.json")
+NAME_SETS = ("all", "parseable")
+#: the word splitter shared with the tokenizer: spaces separate words; ". , ; ?", "'s" and "'n" are words
+WORD_RE = re.compile(r"[^\s.,;?']+|'s|'n|[.,;?]|\S")
 
 
 def _usable(name: str) -> bool:
@@ -38,8 +43,8 @@ class Hierarchy:
     @property
     def words(self) -> list[str]:
         """Every word any category or item name can contribute to a text, sorted (the tokenizer's name words)."""
-        ws = {w for h in self.hierarchies for c in h for w in c.split(" ")}
-        ws |= {w for subs in self.items.values() for sub in subs for n in sub for w in n.split(" ")}
+        ws = {w for h in self.hierarchies for c in h for w in WORD_RE.findall(c)}
+        ws |= {w for subs in self.items.values() for sub in subs for n in sub for w in WORD_RE.findall(n)}
         return sorted(ws)
 
     def sample_layers(self, rng: random.Random, sizes: list[int]) -> tuple[list[str], list[list[str]]]:
@@ -53,26 +58,25 @@ class Hierarchy:
             raise ValueError(f"structure depth d={d} exceeds the hierarchy depth {len(h)}")
         top = rng.randrange(len(h) - d + 1)
         cats = list(h[top : top + d])
-        used: set[str] = set(cats)
         layers: list[list[str]] = []
         for cat, n in zip(cats, sizes):
             subs = self.items[cat]
-            pool = [x for x in subs[rng.randrange(len(subs))] if x not in used]
-            if len(pool) < n:  # tiny sub-category: fall back to the whole category
-                pool = [x for sub in subs for x in sub if x not in used]
-            names = rng.sample(pool, n)
-            used.update(names)
-            layers.append(names)
+            pool = subs[rng.randrange(len(subs))]
+            if len(pool) < n:  # a sub-category the "parseable" filter shrank: fall back to the whole category
+                pool = sorted({x for sub in subs for x in sub})
+            layers.append(rng.sample(pool, n))  # distinct within a layer; "Popcorn" may sit in two layers
         return cats, layers
 
 
-def load_hierarchy(path: str | Path | None = None) -> Hierarchy:
-    """Load (and filter, see module docstring) a hierarchy file in the ``categories.json`` format."""
-    return _load(str(path or DATA_PATH))
+def load_hierarchy(path: str | Path | None = None, names: str = "all") -> Hierarchy:
+    """Load a hierarchy file in the ``categories.json`` format with all its names or the ``"parseable"`` ones."""
+    if names not in NAME_SETS:
+        raise ValueError(f"load_hierarchy field 'names' = {names!r}: must be one of {NAME_SETS}")
+    return _load(str(path or DATA_PATH), names == "all")
 
 
-@lru_cache(maxsize=4)
-def _load(path: str) -> Hierarchy:
+@lru_cache(maxsize=8)
+def _load(path: str, keep_all: bool = False) -> Hierarchy:
     raw = json.loads(Path(path).read_text(encoding="utf-8"))
     hier = tuple(tuple(h) for h in raw.get("hierarchies", []))
     if not hier or not all(hier):
@@ -83,7 +87,7 @@ def _load(path: str) -> Hierarchy:
             subs = raw.get("categories", {}).get(cat)
             if not subs:
                 raise ValueError(f"hierarchy file {path!r}: category {cat!r} has no sub-categories")
-            kept = tuple(tuple(n for n in names if _usable(n)) for names in subs.values())
+            kept = tuple(tuple(n for n in names if keep_all or _usable(n)) for names in subs.values())
             kept = tuple(s for s in kept if s)
             if sum(len(s) for s in kept) < 8:
                 raise ValueError(f"hierarchy file {path!r}: category {cat!r} has fewer than 8 usable item names")

@@ -57,18 +57,24 @@ class Step:
 
 
 class _Builder:
-    def __init__(self, g: DepGraph, rng: random.Random, letters: int = len(LETTERS), order: str = "random"):
+    def __init__(self, g: DepGraph, rng: random.Random, letters: int = len(LETTERS), order: str = "random",
+                 shuffle: bool = False):
         self.g, self.m = g, g.modulus
         self.pool, self.n_letters = list(LETTERS[:letters]), letters
-        if order == "random":
+        self.rng = rng if order == "random" and not shuffle else None
+        if order == "random" and shuffle:  # the first release's draw (same distribution, other random stream)
             rng.shuffle(self.pool)
-        else:  # "sequential": popped from the end, so a, b, c, ...
+        elif order != "random":  # "sequential": popped from the end, so a, b, c, ...
             self.pool.reverse()
         self.val: dict[str, int] = {}
 
     def fresh(self) -> str:
+        """A letter not used yet: uniform among the unused ones (the authors' ``get_symbol``), or the next one."""
         if not self.pool:
             raise OutOfLetters(f"solution needs more than {self.n_letters} letters")
+        if self.rng is not None:  # swap a uniform unused letter to the end: one draw per letter, not a shuffle
+            t = int(self.rng.random() * len(self.pool))
+            self.pool[t], self.pool[-1] = self.pool[-1], self.pool[t]
         return self.pool.pop()
 
     def tv(self, t: Term) -> int:
@@ -114,7 +120,9 @@ class _Builder:
                     final = self.expr([f.const, base], "+" if f.const_op == "add" else "*")  # type: ignore[list-item]
         else:
             deps = self.g.abstract[a]
-            if a[3] == a[1] + 1:
+            if not deps:  # an item without children: "so t = 0"
+                final = self.expr([0], None)
+            elif a[3] == a[1] + 1:
                 final = self.expr(*self.chain(temps, [letters[x] for x in deps], "+", keep_last=True))
             elif len(deps) == 2:
                 final = self.expr([letters[deps[0]], letters[deps[1]]], "*")
@@ -134,10 +142,10 @@ class _Builder:
 
 
 def build_solution(g: DepGraph, rng: random.Random, order: list[Param] | None = None,
-                   letters: int = len(LETTERS), letter_order: str = "random") -> list[Step]:
+                   letters: int = len(LETTERS), letter_order: str = "random", shuffle: bool = False) -> list[Step]:
     """Steps for ``order`` (default: the graph's necessary order), with fresh letters from the first ``letters``
-    of :data:`LETTERS`, drawn at random or in order (``letter_order``)."""
-    b = _Builder(g, rng, letters, letter_order)
+    of :data:`LETTERS`, drawn at random or in order (``letter_order``; ``shuffle``: as the first release did)."""
+    b = _Builder(g, rng, letters, letter_order, shuffle)
     letters: dict[Param, str] = {}
     return [b.step(a, letters) for a in (order if order is not None else g.order)]
 

@@ -23,6 +23,11 @@ from tasks.igsm.sequence import LOSS_ON, Encoded, encode
 from tasks.igsm.solution import Step
 from tasks.igsm.tokenizer import Tokenizer, get_tokenizer
 
+#: the generator fields a spec had before ``names`` existed (a full one of those keeps the old names)
+_V1_FIELDS = frozenset({"op_max", "ip_max", "op", "modulus", "fmt", "shuffle", "split", "hash_modulus",
+                        "train_buckets", "max_parents", "letters", "letter_order"})
+#: how many problems the construction-time feasibility check draws before refusing an ``n_ctx``
+FEASIBILITY_DRAWS = 256
 N_CTX = {"med": 768, "hard": 1024, "small": 256, "tiny": 192}
 #: OOD eval ops per preset (the paper: med 20..23, hard 28..32)
 OOD_OPS = {"med": (20, 21, 22, 23), "hard": (28, 29, 30, 31, 32), "small": (5, 6), "tiny": (4, 5)}
@@ -100,7 +105,9 @@ class IGSMTask(Task):
         if not isinstance(self.n_ctx, int) or self.n_ctx < 32:
             raise ValueError(f"IGSMTask field 'n_ctx' = {n_ctx!r}: must be an int >= 32")
         self.retry, self.retry_p, self.loss_on, self.mask_retry = retry, float(retry_p), loss_on, mask_retry
-        self.tokenizer: Tokenizer = get_tokenizer(self.config.modulus)
+        self.tokenizer: Tokenizer = get_tokenizer(self.config.modulus, self.config.names)
+        self._fits: set[int] = set()
+        self._check_feasible(self.n_ctx)
 
     # ---- Task contract -------------------------------------------------------------------------------------
     @property
@@ -117,7 +124,9 @@ class IGSMTask(Task):
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "IGSMTask":
         """Rebuild from :meth:`spec`. Generator fields may be given partially, under ``config`` or flat
-        (``{"preset": "small", "op_max": 3}``); the ones not given keep the preset's values."""
+        (``{"preset": "small", "op_max": 3}``); the ones not given keep the preset's values. A full nested ``config``
+        without ``names`` predates that field and keeps the names and generator its model was trained on
+        (``names="parseable"``, ``generator="v1"``)."""
         s = dict(spec)
         if s.pop("kind", "igsm") != "igsm":
             raise ValueError(f"IGSMTask.from_spec field 'kind' = {spec.get('kind')!r}: must be 'igsm'")
@@ -125,6 +134,10 @@ class IGSMTask(Task):
         if preset not in PRESETS:
             raise ValueError(f"IGSMTask field 'preset' = {preset!r}: must be one of {sorted(PRESETS)}")
         config = dict(s.pop("config", None) or {})
+        if "names" not in config and _V1_FIELDS <= set(config):
+            # a full config written before these fields existed: its model's names and generator
+            config.setdefault("names", "parseable")
+            config.setdefault("generator", "v1")
         config.update({k: s.pop(k) for k in list(s) if k in IGSMConfig.__dataclass_fields__})
         merged = IGSMConfig.from_dict({**PRESETS[preset].to_dict(), **config}).to_dict()
         return cls(preset, **s, **merged)
@@ -139,10 +152,33 @@ class IGSMTask(Task):
         for name, v in (("batch_size", batch_size), ("n_ctx", n_ctx), ("start", start + 1)):
             if not isinstance(v, int) or v < 1:
                 raise ValueError(f"IGSMTask.batches field {name!r} = {v!r}: must be a positive int")
+        self._check_feasible(n_ctx)
         b = start
         while True:
             yield self._batch(random.Random(f"igsm:{seed}:{b}"), batch_size, n_ctx)
             b += 1
+
+    def _check_feasible(self, n_ctx: int) -> None:
+        """Refuse, before any work, settings under which :meth:`batches` could never fill a window: the largest
+        op target must be realisable (a forced op the structure cannot reach) and some of the first
+        ``FEASIBILITY_DRAWS`` problems must fit ``n_ctx`` tokens (problems longer than a window are skipped)."""
+        if n_ctx in self._fits:
+            return
+        c = self.config
+        try:
+            generate(c.with_(op=c.target_op_max), random.Random("igsm-feasible"))
+        except RuntimeError as e:
+            raise ValueError(f"IGSMTask fields 'op_max'/'op' = {c.target_op_max!r} with 'ip_max' = {c.ip_max!r}: "
+                             f"the generator cannot realise this op ({e})") from None
+        rng, shortest = random.Random("igsm-fit"), None
+        for _ in range(FEASIBILITY_DRAWS):
+            n = len(self.draw(rng).ids)
+            shortest = n if shortest is None else min(shortest, n)
+            if n <= n_ctx:
+                self._fits.add(n_ctx)
+                return
+        raise ValueError(f"IGSMTask field 'n_ctx' = {n_ctx!r}: none of {FEASIBILITY_DRAWS} drawn problems fits "
+                         f"(shortest {shortest} tokens); use n_ctx >= {shortest} or smaller op_max/ip_max")
 
     def presets(self) -> dict[str, dict[str, Any]]:
         """``paper``: the paper's GPT2-rot 12/12/768 run; ``small``: a CPU-sized run for the small preset.
@@ -169,12 +205,16 @@ class IGSMTask(Task):
     def _batch(self, rng: random.Random, batch_size: int, n_ctx: int) -> Batch:
         tokens = torch.full((batch_size, n_ctx), self.tokenizer.pad, dtype=torch.long)
         mask = torch.zeros((batch_size, n_ctx), dtype=torch.bool)
-        row, col = 0, 0
+        row, col, misses = 0, 0, 0
         while row < batch_size:
             e = self.draw(rng).encoded
             n = len(e.ids)
             if n > n_ctx:
+                misses += 1
+                if misses > 100 * FEASIBILITY_DRAWS:  # backstop: never spin forever on a too-small window
+                    raise RuntimeError(f"IGSMTask: {misses} problems in a row are longer than n_ctx={n_ctx}")
                 continue
+            misses = 0
             if col + n > n_ctx:
                 row, col = row + 1, 0
                 if row == batch_size:

@@ -1,33 +1,39 @@
 """A word-level tokenizer with a fixed vocabulary (no downloads), saved as ``vocab_<modulus>.json``.
 
 Words are split on spaces; ``. , ; ?`` and the possessive ``'s`` are separate tokens written without a space
-before them, so ``decode(encode(text)) == text`` for every text the generator writes (single spaces). Unknown
-words raise a ``ValueError`` naming them. Vocabulary, in id order: specials (``<PAD>`` = 0, ``<BOS> <SOL> <ANS>
-<EOS> [BACK] [START] [MID] [END]``), punctuation and operators, template words, the numbers ``0..modulus-1``,
-the 52 letters, then every word of every category/item name.
+before them ("Sainsbury's's Milk" is ``Sainsbury 's 's Milk``), and ``'n`` (in "Shop 'n Save") is a word, so
+``decode(encode(text)) == text`` for every text the generator writes (single spaces) and for the authors' texts.
+Unknown words raise a ``ValueError`` naming them. Vocabulary, in id order: specials (``<PAD>`` = 0, ``<BOS> <SOL>
+<ANS> <EOS> [BACK] [START] [MID] [END]``), punctuation and operators, template words, the numbers
+``0..modulus-1``, the 52 letters, every word of the 1,499 "parseable" names (the first vocabulary), then the words
+only the other 54 names use (appended, so every earlier id is unchanged).
 """
 from __future__ import annotations
 
 import json
-import re
 from functools import lru_cache
 from pathlib import Path
 
-from tasks.igsm.hierarchy import TEMPLATE_WORDS, load_hierarchy
+from tasks.igsm.hierarchy import TEMPLATE_WORDS, WORD_RE, load_hierarchy
 from tasks.igsm.solution import LETTERS
 
 SPECIALS = ("<PAD>", "<BOS>", "<SOL>", "<ANS>", "<EOS>", "[BACK]", "[START]", "[MID]", "[END]")
 PUNCT = (".", ",", ";", "?", "'s", "=", "+", "-", "*")
 ATTACHED = frozenset({".", ",", ";", "?", "'s"})
-_WORD = re.compile(r"[^\s.,;?']+|'s|[.,;?]|\S")
+_WORD = WORD_RE
 
 
-def build_vocab(modulus: int = 23) -> list[str]:
-    """The vocabulary for ``modulus`` (deterministic; the shipped JSON files are its output)."""
+def build_vocab(modulus: int = 23, names: str = "all") -> list[str]:
+    """The vocabulary for ``modulus`` (deterministic; the shipped JSON files are its output); with
+    ``names="parseable"`` the first vocabulary, a prefix of the full one."""
     if not isinstance(modulus, int) or modulus < 2:
         raise ValueError(f"vocabulary field 'modulus' = {modulus!r}: must be an int >= 2")
     words = list(SPECIALS) + list(PUNCT) + sorted(TEMPLATE_WORDS) + [str(v) for v in range(modulus)]
-    words += list(LETTERS) + load_hierarchy().words
+    words += list(LETTERS) + load_hierarchy(names="parseable").words
+    # the words only the other 54 names use come last, so the ids above stay those of the first vocabulary
+    # (shipped models were trained on it)
+    if names == "all":
+        words += load_hierarchy(names="all").words
     seen: set[str] = set()
     return [w for w in words if not (w in seen or seen.add(w))]  # type: ignore[func-returns-value]
 
@@ -92,9 +98,11 @@ class Tokenizer:
 
 
 @lru_cache(maxsize=8)
-def get_tokenizer(modulus: int = 23) -> Tokenizer:
-    """The tokenizer for ``modulus``: read from the shipped ``vocab_<modulus>.json`` when present."""
+def get_tokenizer(modulus: int = 23, names: str = "all") -> Tokenizer:
+    """The tokenizer for ``modulus``: read from the shipped ``vocab_<modulus>.json`` when present; for
+    ``names="parseable"`` its prefix without the other 54 names' words (the vocabulary of older models)."""
     shipped = Path(__file__).with_name(f"vocab_{modulus}.json")
-    if shipped.exists():
-        return Tokenizer.load(shipped)
-    return Tokenizer(build_vocab(modulus), modulus)
+    full = Tokenizer.load(shipped) if shipped.exists() else Tokenizer(build_vocab(modulus), modulus)
+    if names == "all":
+        return full
+    return Tokenizer(full.vocab[: len(build_vocab(modulus, names))], modulus)

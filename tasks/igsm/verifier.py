@@ -86,31 +86,55 @@ def _split(ws: list[str], sep: str) -> list[list[str]]:
     return out
 
 
+def _isnum(w: str) -> bool:
+    """Our numbers are ASCII digits only: ``str.isdigit`` also accepts superscripts and other scripts' digits."""
+    return w.isascii() and w.isdigit()
+
+
+def _num(w: str) -> int:
+    """The value of an ASCII digit string of any length (``int(str)`` refuses more than 4,300 digits)."""
+    if len(w) <= 4000:
+        return int(w)
+    v = 0
+    for t in range(0, len(w), 4000):
+        chunk = w[t : t + 4000]
+        v = v * 10 ** len(chunk) + int(chunk)
+    return v
+
+
+def _show(v) -> str:
+    """A number for a message (a huge one as its size: printing it would hit the int-to-str digit limit)."""
+    if isinstance(v, list):
+        return "[" + ", ".join(_show(x) for x in v) + "]"
+    return f"<a {v.bit_length()}-bit number>" if isinstance(v, int) and v.bit_length() > 256 else str(v)
+
+
 def _term(ws: list[str]):
     if len(ws) != 1:
         raise _Fail("parse", f"expected one operand, got {' '.join(ws)!r}")
     w = ws[0]
-    if w.isdigit():
-        return int(w)
+    if _isnum(w):
+        return _num(w)
     if w in _LETTERS:
         return w
-    raise _Fail("parse", f"{w!r} is neither a number nor a letter")
+    raise _Fail("parse", f"{w[:80]!r} is neither a number nor a letter")
 
 
 def _expr(segs: list[list[str]]):
     """``segs`` after the defined letter: [res] | [term, res] | [t op t, n op n, res] -> (terms, op, nums, res)."""
     res = segs[-1]
-    if len(res) != 1 or not res[0].isdigit():
-        raise _Fail("parse", f"result {' '.join(res)!r} is not a number")
+    if len(res) != 1 or not _isnum(res[0]):
+        raise _Fail("parse", f"result {' '.join(res)[:80]!r} is not a number")
+    r = _num(res[0])
     if len(segs) == 1:
-        return [int(res[0])], None, None, int(res[0])
+        return [r], None, None, r
     if len(segs) == 2:
-        return [_term(segs[0])], None, None, int(res[0])
+        return [_term(segs[0])], None, None, r
     if len(segs) == 3 and len(segs[0]) == 3 and len(segs[1]) == 3 and segs[0][1] in OPS and segs[0][1] == segs[1][1]:
         nums = [segs[1][0], segs[1][2]]
-        if not all(n.isdigit() for n in nums):
-            raise _Fail("parse", f"calculation {' '.join(segs[1])!r} is not numeric")
-        return [_term(segs[0][:1]), _term(segs[0][2:])], segs[0][1], [int(n) for n in nums], int(res[0])
+        if not all(_isnum(n) for n in nums):
+            raise _Fail("parse", f"calculation {' '.join(segs[1])[:80]!r} is not numeric")
+        return [_term(segs[0][:1]), _term(segs[0][2:])], segs[0][1], [_num(n) for n in nums], r
     raise _Fail("parse", f"cannot read expression {' = '.join(' '.join(s) for s in segs)!r}")
 
 
@@ -119,13 +143,19 @@ def verify(problem: Problem, output: str | list[str], answer: int | None = None)
 
     ``answer`` overrides the one read after ``<ANS>``.
     """
+    if not isinstance(output, (str, list, tuple)) or not all(isinstance(w, str) for w in output):
+        raise TypeError(f"verify field 'output' = {output!r:.80}: must be a str or a list of str words")
     ws = Tokenizer.words(output) if isinstance(output, str) else list(output)
+    bad_answer = None
     if "<ANS>" in ws:
         cut = ws.index("<ANS>")
         tail = [w for w in ws[cut + 1 :] if w not in ("<EOS>", "<PAD>")]
         ws = ws[:cut]
-        if answer is None and len(tail) >= 1 and tail[0].isdigit():
-            answer = int(tail[0])
+        if answer is None and len(tail) >= 1:
+            if _isnum(tail[0]):
+                answer = _num(tail[0])
+            else:
+                bad_answer = tail[0]
     ws = [w for w in ws if w not in ("<SOL>", "<EOS>", "<PAD>")]
     g, m = problem.graph, problem.graph.modulus
     names = {tuple(Tokenizer.words(g.structure.param_name(a))): a for a in g.topo}
@@ -192,14 +222,14 @@ def verify(problem: Problem, output: str | list[str], answer: int | None = None)
             for t, (terms, op, nums, res) in defs:
                 tv = [vals[x] if isinstance(x, str) else x for x in terms]
                 if nums is not None and [n % m for n in nums] != [v % m for v in tv]:
-                    raise _Fail("wrong_operand_value", f"{t}: operands {nums} but their values are {tv}")
+                    raise _Fail("wrong_operand_value", f"{t}: operands {_show(nums)} but their values are {tv}")
                 expect = OPS[op](tv[0], tv[1]) % m if op else tv[0] % m
                 if op or isinstance(terms[0], str):
                     if res != expect:
-                        raise _Fail("wrong_arithmetic", f"{t}: {res} != {expect} (mod {m})")
+                        raise _Fail("wrong_arithmetic", f"{t}: {_show(res)} != {expect} (mod {m})")
                 vals[t] = res
             if vals[letter] != g.values[a]:
-                raise _Fail("wrong_value", f"{' '.join(name)!r} = {vals[letter]} but its value is {g.values[a]}")
+                raise _Fail("wrong_value", f"{' '.join(name)!r} = {_show(vals[letter])} but its value is {g.values[a]}")
         except _Fail as f:
             rep.error_kind, rep.error_step, rep.message = f.kind, idx, f.message
             break
@@ -217,9 +247,12 @@ def verify(problem: Problem, output: str | list[str], answer: int | None = None)
         if not defined or defined[-1] != g.query:
             kind = "query_not_last" if g.query in known else "missing_query"
             rep.error_kind, rep.error_step, rep.message = kind, n, "the last defined parameter is not the query"
+        elif bad_answer is not None:
+            rep.error_kind, rep.error_step = "parse", n
+            rep.message = f"answer {bad_answer[:80]!r} is not a number in ASCII digits"
         elif answer is None or answer != g.values[g.query]:
             rep.error_kind, rep.error_step = "wrong_answer", n
-            rep.message = f"answer {answer} but the query's value is {g.values[g.query]}"
+            rep.message = f"answer {_show(answer)} but the query's value is {g.values[g.query]}"
         else:
             rep.correct = True
     return rep

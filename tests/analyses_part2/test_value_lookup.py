@@ -53,16 +53,21 @@ def test_attention_accounting_on_uniform_attention(task):
     r = analyses.value_lookup(model, n=12, progress=False)
     expect_true = expect_other = chance = 0.0
     batch = task.sample(12, seed=0, op=1)
+    n = 0
     for s in batch.samples:
-        (eq, true, numbers), = lookup_sites([task.tokenizer.decode([i]) for i in s.ids])
+        sites = lookup_sites([task.tokenizer.decode([i]) for i in s.ids])
+        if not sites:  # "X's <Category>" of an item without children: "so t = 0", nothing stated to look up
+            continue
+        (eq, true, numbers), = sites
+        n += 1
         expect_true += 1 / (eq + 1)
         expect_other += (len(numbers) - 1) / (eq + 1)
         chance += 1 / len(numbers)
-    assert r.n_sites == 12
-    torch.testing.assert_close(r.to_true, torch.full_like(r.to_true, expect_true / 12))
-    torch.testing.assert_close(r.to_other, torch.full_like(r.to_other, expect_other / 12))
+    assert r.n_sites == n >= 8
+    torch.testing.assert_close(r.to_true, torch.full_like(r.to_true, expect_true / n))
+    torch.testing.assert_close(r.to_other, torch.full_like(r.to_other, expect_other / n))
     # uniform attention is exactly as selective as chance
-    assert r.chance == pytest.approx(chance / 12)
+    assert r.chance == pytest.approx(chance / n)
     torch.testing.assert_close(r.selectivity(), torch.full_like(r.to_true, 1 / (1 + expect_other / expect_true)))
     assert 0 <= r.value_acc + r.distractor_rate <= 1 and "value_lookup" in analyses.names()
 

@@ -11,14 +11,19 @@ from functools import lru_cache
 _HEAD = "The number of each "
 
 
-def split_ref(ref: str) -> tuple[str, str]:
+def split_ref(ref: str, known: set[str]) -> tuple[str, str]:
+    """"each X's Y" -> (X, Y), splitting at the "'s " that leaves two known names ("Sainsbury's's Milk")."""
     assert ref.startswith("each "), ref
-    x, y = ref[5:].split("'s ")
-    return x, y
+    ref = ref[5:]
+    cuts = [(ref[:t], ref[t + 3:]) for t in range(len(ref)) if ref.startswith("'s ", t)]
+    cuts = [(x, y) for x, y in cuts if x in known and y in known]
+    assert len(cuts) == 1, (ref, cuts)
+    return cuts[0]
 
 
-def parse_rhs(rhs: str):
-    """-> (const or None, const_op or None, combine, [refs])"""
+def parse_rhs(rhs: str, known: set[str]):
+    """-> (const or None, const_op or None, combine, [refs]); refs are separated by ", each" / " and each"
+    (names may contain " and ")."""
     m = re.fullmatch(r"(\d+)", rhs)
     if m:
         return int(m.group(1)), None, "sum", []
@@ -30,23 +35,23 @@ def parse_rhs(rhs: str):
         m = re.fullmatch(r"(\d+) times as much as (.*)", rhs)
         if m:
             const, cop, rhs = int(m.group(1)), "mul", m.group(2)
-    if rhs.startswith("the difference of "):
-        a, b = rhs[len("the difference of "):].split(" and ")
-        return const, cop, "diff", [split_ref(a), split_ref(b)]
-    if rhs.startswith("the sum of "):
-        body = rhs[len("the sum of "):]
-        head, last = body.rsplit(" and ", 1)
-        return const, cop, "sum", [split_ref(r) for r in head.split(", ")] + [split_ref(last)]
-    return const, cop, "sum", [split_ref(rhs)]
+    combine = "sum"
+    for lead, kind in (("the difference of ", "diff"), ("the sum of ", "sum")):
+        if rhs.startswith(lead):
+            rhs, combine = rhs[len(lead):], kind
+    refs = ["each " + r for r in re.split(r", each | and each ", rhs[len("each "):])]
+    return const, cop, combine, [split_ref(r, known) for r in refs]
 
 
 def parse_problem(problem):
     """-> (formulas {(X, Y): parsed rhs}, query (X, Y))"""
+    st = problem.structure
+    known = {n for names in st.names for n in names} | set(st.categories)
     formulas = {}
     for s in problem.problem_sentences():
         head, rhs = s.split(" equals ", 1)
         assert head.startswith(_HEAD)
-        formulas[split_ref("each " + head[len(_HEAD):])] = parse_rhs(rhs)
+        formulas[split_ref("each " + head[len(_HEAD):], known)] = parse_rhs(rhs, known)
     m = re.fullmatch(r"How many (.*) does (.*) have\?", problem.question())
     return formulas, (m.group(2), m.group(1))
 
@@ -74,10 +79,10 @@ class Reference:
             return list(self.formulas[a][3])
         k = self.cat_layer[y]
         out = []
-        for c in self.children.get(x, []):
+        for c in self.children.get(x, []):  # every child, as the authors define it: a childless one counts 0
             if self.layer[c] == k:
                 out.append((x, c))
-            elif self.layer[c] < k and self.deps((c, y)):
+            elif self.layer[c] < k:
                 out += [(x, c), (c, y)]
         return out
 

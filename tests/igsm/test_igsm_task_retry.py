@@ -136,3 +136,39 @@ def test_eval_sets_follow_an_overridden_op_max():
     sets = t.eval_sets(n=3)
     assert sorted(sets) == sorted(["op<=3", "op=3", "op=4", "op=5", "reask"])
     assert all(p.op == 5 for p in sets["op=5"])
+
+
+def test_specs_written_before_the_names_field_keep_their_names_and_vocabulary():
+    """A shipped model's spec (a full generator config without ``names``) keeps the 1,499 names and the
+    1,655-word vocabulary it was trained on; new tasks use all 1,553 names and the appended vocabulary."""
+    from tasks.igsm import IGSMTask
+
+    spec = IGSMTask("tiny").spec()
+    assert spec["config"]["names"] == "all" and IGSMTask.from_spec(spec) == IGSMTask("tiny")
+    old = dict(spec, config={k: v for k, v in spec["config"].items() if k not in ("names", "template_hash")})
+    task = IGSMTask.from_spec(old)
+    assert task.config.names == "parseable" and task.d_vocab == 1655 < IGSMTask("tiny").d_vocab == 1702
+    assert task.tokenizer.vocab == IGSMTask("tiny").tokenizer.vocab[:1655]
+    assert all("'" not in n for s in task.sample(30).samples for row in s.problem.structure.names for n in row)
+
+
+def test_specs_written_before_the_generator_field_reproduce_the_first_release_draw_for_draw():
+    """Shipped models are measured on the data they were trained on: an old spec selects the v1 generator, whose
+    samples, reask sets and batches equal the first release's. The digests were computed by running the first
+    release's code (commit fe8730f) on these specs; nothing here is computed by the code under test."""
+    import hashlib
+
+    from tasks.igsm import IGSMTask
+
+    base = {"op": None, "modulus": 23, "shuffle": "random", "split": "train", "hash_modulus": 23,
+            "train_buckets": 17, "max_parents": 4, "letters": 52}
+    cases = [("tiny", dict(base, op_max=3, ip_max=4, fmt="pq", letter_order="sequential"), "6ef2fe9c0f94201d", 151931),
+             ("med", dict(base, op_max=15, ip_max=20, fmt="pq", letter_order="random"), "b5566d74507fdf2b", 649279)]
+    for preset, config, digest, token_sum in cases:
+        spec = {"kind": "igsm", "preset": preset, "n_ctx": {"tiny": 192, "med": 768}[preset], "retry": None,
+                "retry_p": 0.5, "loss_on": "solution", "mask_retry": False, "config": config}
+        t = IGSMTask.from_spec(spec)
+        assert (t.config.generator, t.config.names) == ("v1", "parseable")
+        texts = [s.text for s in t.sample(40, seed=5).samples] + [p.text for p in t.eval_sets(n=10)["reask"]]
+        assert hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16] == digest
+        assert int(next(t.batches(4, seed=2)).tokens.sum()) == token_sum
