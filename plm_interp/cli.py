@@ -13,6 +13,7 @@ COMMAND_MODULES = (
     "analyses.cli",
     "plm_interp.quickstart",
     "plm_interp.commands.models",
+    "plm_interp.app.commands.experiment",
 )
 
 

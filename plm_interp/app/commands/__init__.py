@@ -1,0 +1,1 @@
+"""``plm-interp`` subcommands that belong to the application layer."""
