@@ -29,7 +29,7 @@ _BUDGET = {"train.max_steps", "train.max_tokens", "train.batch_size", "train.mic
            "train.ckpt_every", "train.log_every"}
 #: ``tiny`` scale analysis options, over the cpu ones: the fewest examples and steps that still run every path
 TINY_OPTIONS = {
-    "generation": {"n": 2, "kl_strings": 2, "batch_size": 2, "cut": 4},
+    "generation": {"n": 2, "kl_strings": 2, "batch_size": 2},
     "nt_probe": {"n_train": 4, "n_test": 2, "steps": 2, "width": 8, "n_heads": 2, "batch_size": 4},
     "robustness": {"n": 2, "prefix_len": 4, "max_new_tokens": 8, "batch_size": 2},
     "v_probe": {"n_train": 4, "n_test": 2, "steps": 2, "per_problem": 1, "batch_size": 4},
@@ -141,9 +141,9 @@ class Step:
     def describe(self) -> str:
         if self.kind == "train":
             return "plm-interp " + " ".join(_quote(a) for a in self.argv)
-        opts = " ".join(_quote(f"{k}={json.dumps(v)}") for k, v in self.options.items() if k != "progress")
-        return (f"plm-interp analyze {self.analysis.name} --model {self.model}"
-                + "".join(f" --set {o}" for o in opts.split(" ") if o) + f" --out {self.output.parent}")
+        opts = "".join(f" --set {_quote(f'{k}={json.dumps(v)}')}" for k, v in self.options.items()
+                       if k != "progress")
+        return f"plm-interp analyze {self.analysis.name} --model {self.model}{opts} --out {self.output.parent}"
 
 
 def _quote(arg: str) -> str:

@@ -68,7 +68,7 @@ class Table:
             n = len(self.experiment.seeds_at(self.scale))
             row["seeds done"] = f"{self.seeds_done[arm.label]}/{n}"
             toks = self.tokens[arm.label]
-            row["tokens per model"] = f"{sum(toks) / len(toks) / 1e6:.1f}M" if toks else "—"
+            row["tokens per model"] = _count(sum(toks) / len(toks)) if toks else "—"
             row["wall time"] = _duration(self.seconds[arm.label]) if self.seconds[arm.label] else "—"
             out.append(row)
         return out
@@ -116,6 +116,10 @@ def _number(text: str | None) -> float | None:
         return float(str(text).split()[0].rstrip("%"))
     except (ValueError, IndexError):
         return None
+
+
+def _count(n: float) -> str:
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M" if n >= 1e6 else f"{n / 1e3:.1f}k"
 
 
 def _duration(seconds: float) -> str:
