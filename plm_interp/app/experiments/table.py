@@ -17,6 +17,7 @@ from plm_interp.app.experiments.runner import LOG, model_dir, run_dir
 from plm_interp.app.experiments.spec import Experiment, Metric, Shipped, Source, Train
 
 NOT_RUN = "not yet run"
+NOT_APPLICABLE = "n/a"
 TABLES = "_tables"
 
 
@@ -24,6 +25,7 @@ TABLES = "_tables"
 class Cell:
     values: list[float] = field(default_factory=list)  # one per finished seed
     controls: dict[str, list[float]] = field(default_factory=dict)
+    applies: bool = True  # False where the metric's analysis is not run on the arm (generation on an encoder)
 
     @staticmethod
     def fmt(values: list[float], m: Metric) -> str:
@@ -39,6 +41,8 @@ class Cell:
         return text
 
     def render(self, m: Metric) -> str:
+        if not self.applies:
+            return NOT_APPLICABLE
         if not self.values:
             return NOT_RUN
         text = self.fmt(self.values, m)
@@ -176,7 +180,11 @@ def build(exp: Experiment, scale: str, runs_dir: str | Path) -> Table:
         for seed in exp.seeds_at(scale):
             d = model_dir(runs_dir, src, seed)
             complete = True
+            applies = {a.key for a in exp.analyses_for(arm.label)}
             for m in exp.metrics:
+                if m.analysis not in applies:
+                    cells[arm.label][m.label].applies = False
+                    continue
                 result = _result(d, m.analysis)
                 value = _safe(m.extract, result) if result is not None else None
                 if value is None:
