@@ -73,6 +73,7 @@ class LoRAConfig:
 
     @property
     def scale(self) -> float:
+        """``alpha / rank``: the factor on ``A B``."""
         return (self.rank if self.alpha is None else self.alpha) / self.rank
 
     @classmethod
@@ -87,6 +88,7 @@ class LoRAConfig:
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (what :func:`save_adapters` stores in the file's metadata)."""
         return {**asdict(self), "targets": list(self.targets)}
 
 
@@ -129,6 +131,7 @@ class LoRAAdapter(nn.Module):
         return _from_matrix(self.name, self.scale * (self.lora_A @ self.lora_B), torch.Size(self.shape))
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        """The weight the model sees: ``W + ΔW`` (``W`` alone once merged, since ``W`` then holds ``ΔW``)."""
         return weight if self.merged else weight + self.delta()
 
 
@@ -169,11 +172,10 @@ def apply_lora(model: nn.Module, cfg: LoRAConfig) -> dict[str, LoRAAdapter]:
     gen = torch.Generator().manual_seed(cfg.seed)
     for target in cfg.targets:
         rank = (cfg.embed_rank or 2 * cfg.rank) if target == "W_E" else cfg.rank
-        scale = (cfg.rank if cfg.alpha is None else cfg.alpha) / cfg.rank
         for _, module in owners[target]:
             w = getattr(module, target)
             parametrize.register_parametrization(
-                module, target, LoRAAdapter(target, w.shape, rank, scale, gen, w.dtype, w.device))
+                module, target, LoRAAdapter(target, w.shape, rank, cfg.scale, gen, w.dtype, w.device))
     return adapters(model)
 
 

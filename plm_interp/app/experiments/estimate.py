@@ -26,6 +26,7 @@ class RunCost:
 
     @property
     def seconds(self) -> float:
+        """Estimated wall time of one seed's run here."""
         return self.tokens / self.tokens_per_s
 
 

@@ -136,9 +136,11 @@ class Step:
 
     @property
     def done(self) -> bool:
+        """Whether :attr:`output` exists (then the step is skipped)."""
         return self.output.is_file()
 
     def describe(self) -> str:
+        """The equivalent shell command (``plm-interp train ...`` or ``plm-interp analyze ...``)."""
         if self.kind == "train":
             return "plm-interp " + " ".join(_quote(a) for a in self.argv)
         opts = "".join(f" --set {_quote(f'{k}={json.dumps(v)}')}" for k, v in self.options.items()

@@ -60,6 +60,7 @@ class Arm:
     paper: Source
 
     def source(self, scale: str) -> Source:
+        """How the arm's model is obtained at ``scale``."""
         return self.paper if scale == "paper" else self.cpu  # tiny is the cpu run, shrunk
 
 
@@ -78,6 +79,7 @@ class Analysis:
     arms: tuple[str, ...] | None = None
 
     def options(self, scale: str) -> dict[str, Any]:
+        """The analysis options at ``scale`` (a copy; ``tiny`` starts from the cpu ones)."""
         return dict(self.paper if scale == "paper" else self.cpu)
 
 
@@ -114,6 +116,7 @@ class Experiment:
         return self.seeds["cpu"][:1] if scale == "tiny" else self.seeds[scale]
 
     def analyses_for(self, label: str) -> list[Analysis]:
+        """The analyses that run on arm ``label``."""
         return [a for a in self.analyses if a.arms is None or label in a.arms]
 
     def validate(self) -> None:

@@ -29,6 +29,7 @@ class Cell:
 
     @staticmethod
     def fmt(values: list[float], m: Metric) -> str:
+        """Mean, and (min–max, n) when there is more than one value, in the metric's units."""
         scale = 100 if m.percent else 1
         vs = [v * scale for v in values]
         mean = sum(vs) / len(vs)
@@ -41,6 +42,7 @@ class Cell:
         return text
 
     def render(self, m: Metric) -> str:
+        """The cell's text: ours, then the controls; "not yet run" / "n/a" when there is nothing to show."""
         if not self.applies:
             return NOT_APPLICABLE
         if not self.values:
@@ -50,6 +52,7 @@ class Cell:
         return text + (f"; {', '.join(ctl)}" if ctl else "")
 
     def mean(self, m: Metric) -> float | None:
+        """Mean over the seeds, in the metric's units (None when nothing finished)."""
         return sum(self.values) / len(self.values) * (100 if m.percent else 1) if self.values else None
 
 
@@ -63,6 +66,7 @@ class Table:
     seeds_done: dict[str, int]
 
     def rows(self) -> list[dict[str, Any]]:
+        """One dict per arm: ours and the paper's per metric, seeds done, tokens, wall time."""
         out = []
         for arm in self.experiment.arms:
             row: dict[str, Any] = {"arm": arm.label}
@@ -78,6 +82,7 @@ class Table:
         return out
 
     def markdown(self) -> str:
+        """The table with its title, the paper's reference and the note on how our setting differs."""
         rows = self.rows()
         cols = list(rows[0])
         lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
@@ -89,12 +94,14 @@ class Table:
         return "\n".join(head + [""] + lines) + "\n"
 
     def to_dict(self) -> dict[str, Any]:
+        """Rows plus the raw per-seed values (what ``table.json`` holds)."""
         return {"experiment": self.experiment.name, "scale": self.scale, "rows": self.rows(),
                 "values": {a: {m: {"values": c.values, "controls": c.controls} for m, c in ms.items()}
                            for a, ms in self.cells.items()},
                 "tokens": self.tokens, "seconds": self.seconds}
 
     def plot(self):
+        """One bar chart per metric: ours (mean over seeds) per arm, the paper's figure as a black tick."""
         import matplotlib.pyplot as plt
 
         metrics = self.experiment.metrics
