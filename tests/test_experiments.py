@@ -76,6 +76,9 @@ def test_a_run_name_means_one_command_across_experiments():
             for step in runner.plan(exp, scale, Path("runs")):
                 if step.kind == "train":
                     assert commands.setdefault(step.directory, step.argv) == step.argv, step.directory
+                else:  # an analysis output shared by two experiments must be the same analysis
+                    key = step.output
+                    assert commands.setdefault(key, [step.describe()]) == [step.describe()], key
     shared = [s.directory.name for s in runner.plan(experiments.get("part1_corrupted"), "cpu", Path("r"))
               if s.kind == "train"]
     assert "cfg-demo-rot-s0" in shared  # the clean arm is part1_schemes' rot run, trained once
