@@ -263,3 +263,9 @@ def test_table_is_rebuilt_from_planted_run_directories(tmp_path):
     out = table.write(tab, tmp_path)
     assert "| chained | 62.5 (50.0–75.0, n=2) | 80 |" in (out / "table.md").read_text()
     assert json.loads((out / "table.json").read_text())["values"]["chained"]["T=0.1"]["values"] == [0.5, 0.75]
+
+
+@pytest.mark.parametrize("text, number", [("≈ 80", 80.0), ("up to 94.5", 94.5), ("99+ (op=23: 94.7)", 99.0),
+                                          ("0.00455", 0.00455), ("collapses", None), (None, None)])
+def test_paper_cells_plot_at_their_first_number(text, number):
+    assert table._number(text) == number

@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -123,10 +124,9 @@ class Table:
 
 
 def _number(text: str | None) -> float | None:
-    try:
-        return float(str(text).split()[0].rstrip("%"))
-    except (ValueError, IndexError):
-        return None
+    """The first number in a paper cell ("≈ 80", "up to 94.5", "99+ (op=23: 94.7)" → 80, 94.5, 99), for the plot."""
+    found = re.search(r"\d+(?:\.\d+)?(?:e-?\d+)?", str(text)) if text is not None else None
+    return float(found.group()) if found else None
 
 
 def _count(n: float) -> str:
