@@ -40,7 +40,10 @@ def paper(name: str, recipe: str, after: Train | None = None) -> Train:
 
 
 MED_QP = paper("igsm-med-qp-paper", "part2_1/igsm_med_qp.toml")
-EVAL = Analysis("retry_eval", "retry_eval", cpu={"n": 128})
+#: the papers evaluate on 4,096 problems per cell (Part 2.1 App. / Part 2.2 App. D.2)
+EVAL = Analysis("retry_eval", "retry_eval", cpu={"n": 128}, paper={"n": 4096})
+#: V-probe fits at the paper scale: more problems and steps than the CPU's (paper: 100k steps, fresh problems)
+PAPER_PROBE = {"n_train": 4096, "n_test": 4096, "steps": 20_000}
 ACC = (
     Metric("in-distribution %", "retry_eval", X.igsm_accuracy("in"), {}),
     Metric("OOD (op 4-5) %", "retry_eval", X.igsm_ood_accuracy()),
@@ -63,7 +66,7 @@ part2_1_vprobes = Experiment(
               paper("igsm-med-qp-retry-perfect-p0.5-paper", "part2_2/igsm_med_qp_retry_perfect_p05.toml"))),
     analyses=tuple(Analysis(f"v_probe-{p}", "v_probe", cpu={"probe": p, "n_train": 256, "n_test": 64,
                                                            "steps": 200},
-                            paper={"probe": p, "n_train": 4096, "n_test": 4096, "steps": 20_000})
+                            paper={"probe": p, **PAPER_PROBE})
                    for p in V_PROBES),
     metrics=tuple(Metric(f"{p} %", f"v_probe-{p}", X.v_probe_accuracy(),
                          {"igsm-small": "99+", "igsm-small-retry": "99+"} if p != "nece" else
@@ -88,10 +91,10 @@ part2_1_depth_width = Experiment(
                                                                "comparisons/igsm_med_pq_l20h9.toml")),
           Arm("wide 2x192", curriculum("2x192", WIDE, {}), paper("igsm-med-pq-l4h30-paper",
                                                                  "comparisons/igsm_med_pq_l4h30.toml"))),
-    analyses=(Analysis("reasoning_level", "reasoning_level", cpu={"n": 128}),
+    analyses=(Analysis("reasoning_level", "reasoning_level", cpu={"n": 128}, paper={"n": 4096}),
               Analysis("v_probe-nece", "v_probe", cpu={"probe": "nece", "layer": "all", "n_train": 256,
                                                        "n_test": 64, "steps": 200},
-                       paper={"probe": "nece", "layer": "all"})),
+                       paper={"probe": "nece", "layer": "all", **PAPER_PROBE})),
     metrics=(
         Metric("accuracy %", "reasoning_level", X.igsm_accuracy("in"), {"deep 8x96": "94.0 (20x576)",
                                                                        "wide 2x192": "68.6 (4x1920)"}),
