@@ -1,10 +1,10 @@
 """Turn an experiment into steps (train commands, analyses) and run the ones not done yet.
 
 Resumable by construction: a training step is the ``plm-interp train ... --run-dir DIR --resume`` command (which
-continues an interrupted run from its newest checkpoint), and it is skipped once ``DIR/final/`` holds a model;
-an analysis is skipped once its ``result.json`` exists. So re-issuing ``plm-interp experiment NAME`` after an
-interruption continues where it stopped, across as many sittings as a campaign needs, and the table is rebuilt
-from the run directories alone. Every step's wall time is appended to ``DIR/experiment_log.jsonl``.
+continues an interrupted run from its newest checkpoint), and it is skipped once ``DIR/final/config.json`` exists
+(written after the weights); an analysis is skipped once its ``result.json`` exists. So re-issuing
+``plm-interp experiment NAME`` after an interruption continues where it stopped, across as many sittings as a
+campaign needs, and the table is rebuilt from the run directories alone. Every step's wall time is appended to ``DIR/experiment_log.jsonl``.
 """
 from __future__ import annotations
 
@@ -130,8 +130,8 @@ class Step:
     @property
     def output(self) -> Path:
         """The file whose existence means this step is done."""
-        if self.kind == "train":
-            return self.directory / "final" / "model.safetensors"
+        if self.kind == "train":  # save_model writes the weights, then the config that vouches for them
+            return self.directory / "final" / "config.json"
         return self.directory / "analyses" / self.analysis.key / "result.json"
 
     @property
