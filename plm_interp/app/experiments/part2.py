@@ -98,6 +98,7 @@ part2_1_depth_width = Experiment(
     metrics=(
         Metric("accuracy %", "reasoning_level", X.igsm_accuracy("in"), {"deep 8x96": "94.0 (20x576)",
                                                                        "wide 2x192": "68.6 (4x1920)"}),
+        *(Metric(f"op={k} %", "reasoning_level", X.igsm_accuracy("in", k)) for k in (1, 2, 3)),
         Metric("reask %", "reasoning_level", X.igsm_accuracy("reask")),
         Metric("nece probe, last layer %", "v_probe-nece", X.v_probe_accuracy(),
                controls={"random-init": X.v_probe_accuracy("random-init")}),
