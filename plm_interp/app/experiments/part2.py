@@ -69,8 +69,7 @@ part2_1_vprobes = Experiment(
                             paper={"probe": p, **PAPER_PROBE})
                    for p in V_PROBES),
     metrics=tuple(Metric(f"{p} %", f"v_probe-{p}", X.v_probe_accuracy(),
-                         {"igsm-small": "99+", "igsm-small-retry": "99+"} if p != "nece" else
-                         {"igsm-small": "99+ (op=23: 94.7)"},
+                         {"igsm-small": "99+ (op=23: 94.7)" if p == "nece" else "99+", "igsm-small-retry": "99+"},
                          controls={"random-init": X.v_probe_accuracy("random-init"),
                                    "majority": X.v_probe_accuracy(key="majority")})
                   for p in V_PROBES),
