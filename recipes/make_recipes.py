@@ -32,6 +32,8 @@ EXEC = {
 #: ours "retry_miss", a smaller p, and masking the loss on the retracted sentence (the paper: unnecessary).
 RETRY = [("perfect", 0.5, False), ("perfect", 0.1, False), ("perfect", 0.5, True),
          ("weak", 0.1, False), ("weak", 0.5, False), ("miss", 0.5, False)]
+#: Part 2.1 depth vs width (§6): the paper's headline pair, 20 layers x 576 wide vs 4 layers x 1920 wide
+SHAPES = [(20, 9), (4, 30)]
 
 
 def _value(v) -> str:
@@ -45,6 +47,8 @@ def _value(v) -> str:
         return repr(v)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + "}"
     raise TypeError(f"cannot write {v!r} as a TOML value")
 
 
@@ -113,17 +117,60 @@ def part2() -> dict[str, str]:
     return out
 
 
+def comparisons() -> dict[str, str]:
+    """The paper-scale arms of ``plm-interp experiment`` that are not plain Part 1 / 2.1 / 2.2 runs: corrupted
+    Part 1 data, Part 2.1's depth-vs-width shapes, Part 2.2's LoRA and full fine-tuning. Kept in their own
+    directory (``comparisons/``) because they vary what the other directories hold fixed."""
+    out = {}
+    paper = _paper(CFGTask("cfg3f"))
+    rel = "comparisons/cfg3f_rot_corrupt01.toml"
+    out[rel] = _toml(
+        _header("Part 1 (Results 12-13): GPT2-small (rot) on cfg3f with 10% of training strings corrupted.", "cfg",
+                rel, "Corruption: each corrupted string has 15% of its tokens flipped (CFGTask.flip_rate)."),
+        {"task": {"kind": "cfg", "grammar": "cfg3f", "corrupt_frac": 0.1},
+         "model": {**paper["model"], "positional": "rot"}, "train": {**paper["train"], **EXEC["cfg"]}})
+    med = _paper(IGSMTask("med"))
+    for layers, heads in SHAPES:
+        rel = f"comparisons/igsm_med_pq_l{layers}h{heads}.toml"
+        out[rel] = _toml(
+            _header(f"Part 2.1 (depth vs width): GPT2-{layers}-{heads} ({layers} layers, {heads} heads, "
+                    f"{64 * heads} wide) on iGSM-med (pq).", "igsm", rel,
+                    "Same data and budget as part2_1/igsm_med_pq.toml; only the shape differs (d_head 64)."),
+            {"task": {"kind": "igsm", "preset": "med", "fmt": "pq"},
+             "model": {**med["model"], "n_layers": layers, "n_heads": heads, "d_model": 64 * heads},
+             "train": {**med["train"], **EXEC["igsm-med"]}})
+    retry = {"kind": "igsm", "preset": "med", "fmt": "qp", "retry": "perfect", "retry_p": 0.5, "mask_retry": False}
+    tune = {**med["train"], **EXEC["igsm-med"], "lr": 1e-3, "init_from": "runs/igsm_med_qp/final"}
+    for name, extra, title in (
+            ("lora_r8", {"lora": {"rank": 8, "alpha": 16, "targets": ["W_Q", "W_V", "W_E"]}},
+             "LoRA rank 8 on W_Q / W_V and rank 16 on the embedding (App. D.3), base frozen"),
+            ("full", {}, "full fine-tuning (continued pretraining)")):
+        rel = f"comparisons/igsm_med_qp_retry_{name}.toml"
+        out[rel] = _toml(
+            _header(f"Part 2.2: part2_1/igsm_med_qp's model fine-tuned on retry data (p = 0.5): {title}.", "igsm",
+                    rel, "Paper: lr 0.001; LoRA gives no significant gain, full fine-tuning helps. Train "
+                    "part2_1/igsm_med_qp.toml first (init_from)."),
+            {"task": retry, "model": med["model"], "train": {**tune, **extra}})
+    return out
+
+
 def render() -> dict[str, str]:
-    """Every recipe: path relative to ``recipes/`` → file text."""
+    """Every recipe under ``part*/``: path relative to ``recipes/`` → file text."""
     return {**part1(), **part2()}
+
+
+def render_all() -> dict[str, str]:
+    """:func:`render` and :func:`comparisons`: every file this script writes."""
+    return {**render(), **comparisons()}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only compare with the files on disk")
     args = parser.parse_args(argv)
-    files = render()
-    stale = sorted(set(p.relative_to(ROOT).as_posix() for p in ROOT.glob("part*/*.toml")) - set(files))
+    files = render_all()
+    on_disk = [*ROOT.glob("part*/*.toml"), *ROOT.glob("comparisons/*.toml")]
+    stale = sorted(set(p.relative_to(ROOT).as_posix() for p in on_disk) - set(files))
     differ = [rel for rel, text in files.items() if not (ROOT / rel).is_file() or (ROOT / rel).read_text() != text]
     if args.check:
         for rel in differ + stale:

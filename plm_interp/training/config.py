@@ -65,6 +65,7 @@ class TrainConfig:
     tensorboard: bool = False
     progress: bool = True  # tqdm bar on rank 0
     init_from: str | None = None  # start from these weights: a model directory or a shipped model's name
+    lora: dict[str, Any] | None = None  # LoRA fine-tuning, e.g. {rank = 8, targets = ["W_Q", "W_V"]}: lora.py
 
     def __post_init__(self) -> None:
         for name, value in check_types(type(self), dataclasses.asdict(self), "train").items():
@@ -89,6 +90,9 @@ class TrainConfig:
         _choice("precision", self.precision, PRECISIONS)
         for group in self.decay_params:
             _choice("decay_params", group, PARAM_GROUPS)
+        if self.lora is not None:  # validated here so a bad adapter spec fails before any work
+            from plm_interp.training.lora import LoRAConfig
+            LoRAConfig.from_dict(self.lora)
         if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
             raise ConfigError(f"train.micro_batch_size = {self.micro_batch_size} must divide "
                               f"train.batch_size = {self.batch_size}")

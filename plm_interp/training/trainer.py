@@ -108,6 +108,10 @@ class Trainer:
         self.accum = cfg.grad_accum(self.info.world_size)
         self.micro = cfg.micro_batch(self.info.world_size)
         self.total_steps = cfg.total_steps(source.n_ctx)
+        if cfg.lora is not None:  # LoRA: base frozen, only the adapters train (plm_interp.training.lora)
+            from plm_interp.training.lora import LoRAConfig, adapters, apply_lora
+            if not adapters(model):
+                apply_lora(model, LoRAConfig.from_dict(cfg.lora))
         self.model = model.to(self.device)
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, self.total_steps, cfg)

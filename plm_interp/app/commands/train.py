@@ -93,6 +93,10 @@ def _train(cfg: runconfig.RunConfig, resolved: dict, run_dir: Path, resume: bool
                   f"{trainer.device})", file=sys.stderr)
         result = trainer.fit(resume=resume)
         if info.is_main:
+            if cfg.train.lora is not None:  # adapters beside the run; final/ holds the merged, plain model
+                from plm_interp.training import lora
+                lora.save_adapters(model, run_dir / lora.ADAPTERS_FILE, lora.LoRAConfig.from_dict(cfg.train.lora))
+                lora.remove_lora(model)
             save_model(model, run_dir / "final")
             print(f"[train] done: step {result.step}, loss {result.loss if result.loss is None else round(result.loss, 4)}"
                   f", final model in {run_dir / 'final'}", file=sys.stderr)

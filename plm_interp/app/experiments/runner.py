@@ -1,0 +1,221 @@
+"""Turn an experiment into steps (train commands, analyses) and run the ones not done yet.
+
+Resumable by construction: a training step is the ``plm-interp train ... --run-dir DIR --resume`` command (which
+continues an interrupted run from its newest checkpoint), and it is skipped once ``DIR/final/config.json`` exists
+(written after the weights); an analysis is skipped once its ``result.json`` exists. So re-issuing
+``plm-interp experiment NAME`` after an interruption continues where it stopped, across as many sittings as a
+campaign needs, and the table is rebuilt from the run directories alone. Every step's wall time is appended to ``DIR/experiment_log.jsonl``.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import inspect
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from plm_interp.app.experiments.spec import RECIPES, Analysis, Experiment, Shipped, Source, Train
+
+LOG = "experiment_log.jsonl"
+#: ``tiny`` scale: 1 layer x 2 heads x 16 wide, 2 steps of 2 sequences (checks a spec end to end in seconds)
+TINY_MODEL = {"model.n_layers": 1, "model.n_heads": 2, "model.d_model": 16}
+TINY_TRAIN = {"train.max_steps": 2, "train.batch_size": 2, "train.warmup_steps": 0, "train.ckpt_every": 0,
+              "train.log_every": 1}
+_SHAPE = {"model.n_layers", "model.n_heads", "model.d_model", "model.d_head", "model.d_mlp", "model.rotary_dim"}
+_BUDGET = {"train.max_steps", "train.max_tokens", "train.batch_size", "train.micro_batch_size", "train.warmup_steps",
+           "train.ckpt_every", "train.log_every"}
+#: ``tiny`` scale analysis options, over the cpu ones: the fewest examples and steps that still run every path
+TINY_OPTIONS = {
+    "generation": {"n": 2, "kl_strings": 2, "batch_size": 2},
+    "nt_probe": {"n_train": 4, "n_test": 2, "steps": 2, "width": 8, "n_heads": 2, "batch_size": 4},
+    "robustness": {"n": 2, "prefix_len": 4, "max_new_tokens": 8, "batch_size": 2},
+    "v_probe": {"n_train": 4, "n_test": 2, "steps": 2, "per_problem": 1, "batch_size": 4},
+    "reasoning_level": {"n": 4, "max_new_tokens": 8},  # the eval set spreads ops: 4 problems hold op 1, 2 and 3
+    "retry_eval": {"n": 2, "max_new_tokens": 8},
+}
+
+
+def toml_value(v: Any) -> str:
+    """A value as ``--set`` reads it (TOML): strings quoted, lists and tables inline."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {v!r} as a --set value")
+
+
+def run_dir(runs_dir: Path, name: str, seed: int) -> Path:
+    return Path(runs_dir) / f"{name}-s{seed}"
+
+
+def model_dir(runs_dir: Path, src: Source, seed: int) -> Path:
+    """Where a source's analyses go (and, for a training run, its model: ``final/``)."""
+    return run_dir(runs_dir, src.name, seed)
+
+
+def model_ref(runs_dir: Path, src: Source, seed: int) -> str:
+    return src.name if isinstance(src, Shipped) else str(model_dir(runs_dir, src, seed) / "final")
+
+
+def train_sets(run: Train, scale: str) -> dict[str, Any]:
+    """The run's ``--set`` overrides at ``scale`` (tiny: the cpu run, shrunk and cut to 2 steps)."""
+    sets = dict(run.sets)
+    if scale == "tiny":
+        sets = {k: v for k, v in sets.items() if k not in _SHAPE | _BUDGET}
+        if run.after is None:  # a run that starts from a model takes that model's architecture
+            sets.update(TINY_MODEL)
+        sets.update(TINY_TRAIN)
+    if scale in ("tiny", "cpu"):
+        sets["train.progress"] = False
+    return sets
+
+
+def _recipe_path(recipe: str) -> str:
+    path = RECIPES / recipe
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def train_argv(run: Train, scale: str, seed: int, runs_dir: Path) -> list[str]:
+    """The ``plm-interp train`` command line of ``run`` (without the program name)."""
+    argv = ["train", run.kind]
+    if run.preset:
+        argv += ["--preset", run.preset]
+    if run.recipe:
+        argv += ["--config", _recipe_path(run.recipe)]
+    for key, value in train_sets(run, scale).items():
+        argv += ["--set", f"{key}={toml_value(value)}"]
+    if run.after is not None:
+        argv += ["--set", f"train.init_from={model_ref(runs_dir, run.after, seed)}"]
+    return argv + ["--set", f"train.seed={seed}", "--run-dir", str(run_dir(runs_dir, run.name, seed)), "--resume"]
+
+
+def analysis_options(a: Analysis, scale: str, src: Source, seed: int) -> dict[str, Any]:
+    import analyses
+
+    params = inspect.signature(analyses.get(a.name)).parameters
+    opts = a.options(scale)
+    if scale == "tiny":
+        opts.update({k: v for k, v in TINY_OPTIONS.get(a.name, {}).items() if k in params})
+    if "progress" in params:
+        opts["progress"] = False
+    if isinstance(src, Shipped) and "seed" in params:  # a shipped model has one training; vary the analysis
+        opts["seed"] = seed
+    return opts
+
+
+@dataclass
+class Step:
+    """One unit of work: a training run (``argv``) or an analysis of one arm's model."""
+    kind: str  # "train" | "analyze"
+    directory: Path  # the run directory it belongs to
+    label: str  # arm label (train steps of a prerequisite stage carry the arm they serve)
+    seed: int
+    argv: list[str] = field(default_factory=list)
+    analysis: Analysis | None = None
+    model: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def output(self) -> Path:
+        """The file whose existence means this step is done."""
+        if self.kind == "train":  # save_model writes the weights, then the config that vouches for them
+            return self.directory / "final" / "config.json"
+        return self.directory / "analyses" / self.analysis.key / "result.json"
+
+    @property
+    def done(self) -> bool:
+        """Whether :attr:`output` exists (then the step is skipped)."""
+        return self.output.is_file()
+
+    def describe(self) -> str:
+        """The equivalent shell command (``plm-interp train ...`` or ``plm-interp analyze ...``)."""
+        if self.kind == "train":
+            return "plm-interp " + " ".join(_quote(a) for a in self.argv)
+        opts = "".join(f" --set {_quote(f'{k}={json.dumps(v)}')}" for k, v in self.options.items()
+                       if k != "progress")
+        return f"plm-interp analyze {self.analysis.name} --model {self.model}{opts} --out {self.output.parent}"
+
+
+def _quote(arg: str) -> str:
+    import shlex
+
+    return shlex.quote(arg)
+
+
+def plan(exp: Experiment, scale: str, runs_dir: str | Path) -> list[Step]:
+    """Every step of ``exp`` at ``scale``, in order (a stage before the run that starts from it), deduplicated."""
+    runs_dir = Path(runs_dir)
+    steps, seen = [], set()
+    for arm in exp.arms:
+        src = arm.source(scale)
+        for seed in exp.seeds_at(scale):
+            if isinstance(src, Train):
+                for run in src.chain():
+                    d = run_dir(runs_dir, run.name, seed)
+                    if d not in seen:
+                        seen.add(d)
+                        steps.append(Step("train", d, arm.label, seed, argv=train_argv(run, scale, seed, runs_dir)))
+            for a in exp.analyses_for(arm.label):
+                steps.append(Step("analyze", model_dir(runs_dir, src, seed), arm.label, seed, analysis=a,
+                                  model=model_ref(runs_dir, src, seed), options=analysis_options(a, scale, src, seed)))
+    return steps
+
+
+def _log(directory: Path, record: dict[str, Any]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    with open(directory / LOG, "a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+def _train(argv: list[str]) -> None:
+    from plm_interp.training import cli as train_cli
+
+    parser = argparse.ArgumentParser(prog="plm-interp")
+    train_cli.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    code = args.func(args)
+    if code:
+        raise RuntimeError(f"plm-interp {' '.join(argv)} exited with {code}")
+
+
+def _analyze(step: Step) -> None:
+    import analyses
+    from plm_interp.pretrained import load_model_ref
+
+    model = load_model_ref(step.model)
+    result = analyses.run(step.analysis.name, model, None, **step.options)
+    result.save(step.output.parent)
+
+
+def execute(steps: list[Step], report: Callable[[str], None] = print) -> dict[str, int]:
+    """Run every step not done yet, in order; returns counts of ``run`` and ``skipped`` steps."""
+    counts = {"run": 0, "skipped": 0}
+    for i, step in enumerate(steps, 1):
+        what = f"[{i}/{len(steps)}] {step.kind} {step.directory.name}" + (
+            f" {step.analysis.key}" if step.analysis else "")
+        if step.done:
+            counts["skipped"] += 1
+            report(f"{what}: done, skipped")
+            continue
+        report(f"{what}: {step.describe()}")
+        t0 = time.perf_counter()
+        _train(step.argv) if step.kind == "train" else _analyze(step)
+        seconds = time.perf_counter() - t0
+        _log(step.directory, {"kind": step.kind, "key": step.analysis.key if step.analysis else None,
+                              "seconds": round(seconds, 2), "command": step.describe(),
+                              "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+        counts["run"] += 1
+        report(f"{what}: finished in {seconds:.1f} s")
+    return counts

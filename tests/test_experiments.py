@@ -1,0 +1,271 @@
+"""The experiment layer (plm_interp.app.experiments): specs validate, every spec runs end to end at the tiny scale,
+re-issuing the command skips finished work and resumes unfinished runs, run names mean one command, the paper
+scale is the recipes, and the table is rebuilt correctly from planted run directories."""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import shutil
+import tomllib
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from plm_interp.app import experiments
+from plm_interp.app.commands import experiment as command
+from plm_interp.app.experiments import runner, table
+from plm_interp.app.experiments.spec import RECIPES, Analysis, Arm, Experiment, Metric, Shipped, Train
+
+NAMES = list(experiments.EXPERIMENTS)
+
+
+def cli(*argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    command.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["experiment", *argv])
+    return args.func(args)
+
+
+def test_list_shows_every_comparison_of_the_issue(capsys):
+    assert cli("--list") == 0
+    out = capsys.readouterr().out
+    for name in ("part1_schemes", "part1_corrupted", "part2_1_vprobes", "part2_1_depth_width",
+                 "part2_2_lora_vs_full", "part2_2_retry_pretrain", "part2_2_retry_weak"):
+        assert name in out
+    labels = {e.name: [a.label for a in e.arms] for e in experiments.EXPERIMENTS.values()}
+    assert labels["part1_schemes"] == ["abs", "rot", "rel", "pos", "uni", "none", "encoder"]
+    assert labels["part1_corrupted"] == ["clean", "corrupt 0.1"]
+    assert labels["part2_2_retry_weak"] == ["clean", "weak p=0.1", "weak p=0.5"]
+    probes = {a.options("cpu")["probe"] for a in experiments.get("part2_1_vprobes").analyses}
+    assert probes == {"nece", "dep", "known", "value", "can_next", "nece_next"}
+    lora = experiments.get("part2_2_lora_vs_full").arms
+    assert "train.lora" in lora[1].cpu.sets and "train.lora" not in lora[2].cpu.sets
+    assert lora[1].cpu.after == lora[2].cpu.after == lora[0].cpu  # both from the same error-free model
+    assert {k: v for k, v in lora[1].cpu.sets.items() if k != "train.lora"} == lora[2].cpu.sets  # same data/steps
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_spec_validates(name):
+    experiments.get(name).validate()
+
+
+def test_equal_budget_and_equal_parameters_where_the_comparison_needs_them():
+    from plm_interp.training import runconfig
+    from plm_interp.training import cli as train_cli
+
+    def resolved(run: Train):
+        args = argparse.Namespace(task=run.kind, config=None, preset=run.preset,
+                                  overrides=[a for a in runner.train_argv(run, "cpu", 0, Path("/x"))[2:]
+                                             if "=" in a and not a.startswith("train.init_from")])
+        return runconfig.resolve(run.kind, train_cli._layers(args))
+
+    schemes = [resolved(a.cpu) for a in experiments.get("part1_schemes").arms]
+    assert len({(c.train.max_steps, c.train.batch_size, c.model.n_ctx) for c in schemes}) == 1
+    deep, wide = (a.cpu.chain()[0] for a in experiments.get("part2_1_depth_width").arms)
+    d, w = resolved(deep).model, resolved(wide).model
+    assert 12 * d.n_layers * d.d_model ** 2 == 12 * w.n_layers * w.d_model ** 2 == 884_736
+    assert d.d_mlp == 4 * d.d_model and w.d_mlp == 4 * w.d_model  # so 12 * layers * width^2 is the count
+
+
+def test_a_run_name_means_one_command_across_experiments():
+    for scale in ("tiny", "cpu", "paper"):
+        commands: dict[Path, list[str]] = {}
+        for exp in experiments.EXPERIMENTS.values():
+            for step in runner.plan(exp, scale, Path("runs")):
+                if step.kind == "train":
+                    assert commands.setdefault(step.directory, step.argv) == step.argv, step.directory
+                else:  # an analysis output shared by two experiments must be the same analysis
+                    key = step.output
+                    assert commands.setdefault(key, [step.describe()]) == [step.describe()], key
+    shared = [s.directory.name for s in runner.plan(experiments.get("part1_corrupted"), "cpu", Path("r"))
+              if s.kind == "train"]
+    assert "cfg-demo-rot-s0" in shared  # the clean arm is part1_schemes' rot run, trained once
+
+
+def _make_recipes():
+    spec = importlib.util.spec_from_file_location("make_recipes", RECIPES / "make_recipes.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_paper_scale_is_the_recipes():
+    files = _make_recipes().render_all()
+    for exp in experiments.EXPERIMENTS.values():
+        for arm in exp.arms:
+            src = arm.paper
+            assert isinstance(src, Train) and src.recipe in files, (exp.name, arm.label)
+            for run in src.chain():
+                assert run.recipe in files and not run.sets and run.preset is None  # nothing beside the recipe
+    on_disk = {p.relative_to(RECIPES).as_posix(): p.read_text() for p in RECIPES.glob("comparisons/*.toml")}
+    assert on_disk == {k: v for k, v in files.items() if k.startswith("comparisons/")}, \
+        "run: python recipes/make_recipes.py"
+    lora = tomllib.loads(files["comparisons/igsm_med_qp_retry_lora_r8.toml"])["train"]
+    full = tomllib.loads(files["comparisons/igsm_med_qp_retry_full.toml"])["train"]
+    assert lora.pop("lora") == {"rank": 8, "alpha": 16, "targets": ["W_Q", "W_V", "W_E"]} and lora == full
+    assert lora["lr"] == 1e-3  # Part 2.2 App. D.3
+
+
+@pytest.mark.parametrize("value", ["demo", 1.5e-3, 3, True, [0.9, 0.98], {"rank": 8, "targets": ["W_Q", "W_V"]},
+                                   'a "quoted" \\ string'])
+def test_set_values_read_back_as_toml(value):
+    assert tomllib.loads(f"v = {runner.toml_value(value)}")["v"] == value
+
+
+def test_tiny_scale_keeps_a_continued_run_on_its_source_architecture():
+    full = experiments.get("part2_2_lora_vs_full").arms[2].cpu
+    assert not any(k.startswith("model.") for k in runner.train_sets(full, "tiny"))
+    first = experiments.get("part2_2_retry_weak").arms[1].cpu.chain()[0]
+    sets = runner.train_sets(first, "tiny")
+    assert (sets["model.n_layers"], sets["model.d_model"], sets["train.max_steps"]) == (1, 16, 2)
+
+
+# ---- end to end at the tiny scale ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return tmp_path_factory.mktemp("experiments")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_spec_runs_end_to_end_at_tiny_scale(name, runs, capsys):
+    exp = experiments.get(name)
+    assert cli(name, "--scale", "tiny", "--runs-dir", str(runs)) == 0
+    out = json.loads((runs / "_tables" / name / "table.json").read_text())
+    assert [r["arm"] for r in out["rows"]] == [a.label for a in exp.arms]
+    assert all(r["seeds done"] == "1/1" for r in out["rows"]), out["rows"]  # every metric has a number
+    assert (runs / "_tables" / name / "plot.png").stat().st_size > 0
+    for step in runner.plan(exp, "tiny", runs):
+        assert step.done
+    before = (runs / "_tables" / name / "table.md").read_text()
+    capsys.readouterr()
+    assert cli(name, "--scale", "tiny", "--runs-dir", str(runs)) == 0  # re-issued: everything skipped
+    assert "0 step(s) run" in capsys.readouterr().err
+    assert (runs / "_tables" / name / "table.md").read_text() == before
+
+
+def test_an_interrupted_run_is_resumed_by_reissuing_the_command(runs, capsys):
+    exp = experiments.get("part1_corrupted")
+    cli(exp.name, "--scale", "tiny", "--runs-dir", str(runs))
+    victim = runs / "cfg-demo-rot-corrupt_frac0.1-s0"
+    shutil.rmtree(victim / "final")  # killed after its last checkpoint, before the final model was written
+    assert (victim / "checkpoints").is_dir()
+    capsys.readouterr()
+    assert cli(exp.name, "--scale", "tiny", "--runs-dir", str(runs), "--dry-run") == 0
+    assert "[partial] plm-interp train cfg" in capsys.readouterr().out
+    assert cli(exp.name, "--scale", "tiny", "--runs-dir", str(runs)) == 0
+    err = capsys.readouterr().err
+    assert "1 step(s) run" in err and "--resume" in err  # only the unfinished run, continued, not restarted
+    assert (victim / "final" / "model.safetensors").is_file()
+    records = [json.loads(x) for x in (victim / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2]  # no step trained twice
+
+
+def test_estimate_counts_tokens_from_the_config_and_times_real_steps():
+    from plm_interp.app.experiments.estimate import estimate
+
+    costs = estimate(experiments.get("part1_corrupted"), "tiny", steps=2, report=lambda m: None)
+    assert [c.name for c in costs] == ["cfg-demo-rot", "cfg-demo-rot-corrupt_frac0.1"]
+    assert all(c.tokens == 2 * 2 * 128 and c.tokens_per_s > 0 for c in costs)  # 2 steps x 2 x n_ctx 128
+
+
+# ---- validation ---------------------------------------------------------------------------------------------
+
+def _exp(**changes) -> Experiment:
+    base = Experiment("probe_test", "t", "p", arms=(Arm("a", Shipped("igsm-small"), Shipped("igsm-small")),),
+                      analyses=(Analysis("ev", "retry_eval", cpu={"n": 4}),),
+                      metrics=(Metric("acc", "ev", lambda r: 0.0),))
+    return replace(base, **changes)
+
+
+@pytest.mark.parametrize("changes, field", [
+    (dict(analyses=(Analysis("ev", "no_such_analysis"),)), "analyses['ev'].name"),
+    (dict(analyses=(Analysis("ev", "retry_eval", cpu={"bogus": 1}),)), "analyses['ev'].cpu"),
+    (dict(metrics=(Metric("acc", "missing", lambda r: 0.0),)), "metrics['acc'].analysis"),
+    (dict(metrics=(Metric("acc", "ev", lambda r: 0.0, paper={"b": "1"}),)), "metrics['acc'].paper"),
+    (dict(arms=(Arm("a", Shipped("no-such-model"), Shipped("igsm-small")),)), "arms['a'].cpu"),
+    (dict(arms=(Arm("a", Train("r", "igsm", recipe="part9/none.toml"), Shipped("igsm-small")),)),
+     "arms['a'].cpu.recipe"),
+    (dict(arms=(Arm("a", Train("r", "igsm", sets={"train.seed": 1}), Shipped("igsm-small")),)),
+     "arms['a'].cpu.sets"),
+    (dict(arms=(Arm("a", Train("r", "igsm", sets={"model.n_layers": 2}, after=Shipped("igsm-small")),
+                    Shipped("igsm-small")),)), "arms['a'].cpu.after"),
+    (dict(seeds={"cpu": (0, 0), "paper": (0,)}), "seeds['cpu']"),
+])
+def test_a_bad_spec_is_refused_naming_the_field(changes, field):
+    with pytest.raises(ValueError, match=field.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+        _exp(**changes).validate()
+
+
+def test_unknown_experiment_and_bad_options_fail_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="'nope' is not defined"):
+        cli("nope", "--runs-dir", str(tmp_path / "r"))
+    with pytest.raises(ValueError, match="--estimate-steps = 1"):
+        cli("part1_corrupted", "--estimate", "--estimate-steps", "1", "--runs-dir", str(tmp_path / "r"))
+    assert not (tmp_path / "r").exists()
+
+
+# ---- the table, from planted run directories -----------------------------------------------------------------
+
+def _plant(directory: Path, key: str, result: dict, tokens: int | None = None, seconds: dict | None = None):
+    out = directory / "analyses" / key
+    out.mkdir(parents=True)
+    (out / "result.json").write_text(json.dumps(result))
+    if tokens is not None:
+        (directory / "final").mkdir()
+        (directory / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 1.0, "tokens": tokens // 2}) + "\n"
+                                                 + json.dumps({"step": 2, "loss": 0.9, "tokens": tokens}) + "\n"
+                                                 + json.dumps({"step": 2, "eval/x": 1.0}) + "\n")
+    for kind, (k, s) in (seconds or {}).items():
+        with open(directory / runner.LOG, "a") as f:
+            f.write(json.dumps({"kind": kind, "key": k, "seconds": s}) + "\n")
+
+
+def _robust(acc_t01: float, acc_t1: float) -> dict:
+    return {"records": [{"rate": 0.15, "temperature": 0.1, "accuracy": acc_t01},
+                        {"rate": 0.15, "temperature": 1.0, "accuracy": acc_t1}]}
+
+
+def test_table_is_rebuilt_from_planted_run_directories(tmp_path):
+    stage1 = Train("s1", "cfg", preset="small", sets={"model.positional": "rot"})
+    exp = Experiment(
+        "planted", "Planted", "nowhere",
+        arms=(Arm("chained", Train("s2", "cfg", sets={"train.lr": 1e-3}, after=stage1), stage1),
+              Arm("missing", Train("m", "cfg", preset="small"), stage1)),
+        analyses=(Analysis("robustness", "robustness"),),
+        metrics=(Metric("T=0.1", "robustness", lambda r: next(x["accuracy"] for x in r["records"]
+                                                              if x["temperature"] == 0.1), {"chained": "80"}),
+                 Metric("T=1", "robustness", lambda r: next(x["accuracy"] for x in r["records"]
+                                                            if x["temperature"] == 1.0),
+                        controls={"ctl": lambda r: r["control"]})),
+        seeds={"cpu": (0, 1, 2), "paper": (0,)})
+    res0, res1 = _robust(0.5, 0.25), _robust(0.75, 0.5)
+    res1["control"] = 0.125  # seed 0 has no control value: the control is averaged over seed 1 only
+    _plant(tmp_path / "s1-s0", "unrelated", {}, tokens=1000, seconds={"train": (None, 30.0)})
+    _plant(tmp_path / "s2-s0", "robustness", res0, tokens=500, seconds={"train": (None, 60.0),
+                                                                         "analyze": ("robustness", 6.0)})
+    _plant(tmp_path / "s1-s1", "unrelated", {}, tokens=1000)
+    _plant(tmp_path / "s2-s1", "robustness", res1, tokens=700)
+    with open(tmp_path / "s2-s1" / runner.LOG, "a") as f:  # another experiment's analysis: not this table's time
+        f.write(json.dumps({"kind": "analyze", "key": "other", "seconds": 1000.0}) + "\n")
+    tab = table.build(exp, "cpu", tmp_path)
+    rows = {r["arm"]: r for r in tab.rows()}
+    chained = rows["chained"]
+    assert chained["T=0.1 (ours)"] == "62.5 (50.0–75.0, n=2)" and chained["T=0.1 (paper)"] == "80"
+    assert chained["T=1 (ours)"] == "37.5 (25.0–50.0, n=2); ctl 12.5"
+    assert chained["seeds done"] == "2/3"
+    assert chained["tokens per model"] == "1.6k"  # (1000 + 500 + 1000 + 700) / 2: both stages, per seed
+    assert chained["wall time"] == "96 s"  # 30 + 60 + 6, not the other experiment's 1000 s
+    assert rows["missing"]["T=0.1 (ours)"] == table.NOT_RUN and rows["missing"]["seeds done"] == "0/3"
+    assert rows["missing"]["T=1 (paper)"] == "—"
+    out = table.write(tab, tmp_path)
+    assert "| chained | 62.5 (50.0–75.0, n=2) | 80 |" in (out / "table.md").read_text()
+    assert json.loads((out / "table.json").read_text())["values"]["chained"]["T=0.1"]["values"] == [0.5, 0.75]
+
+
+@pytest.mark.parametrize("text, number", [("≈ 80", 80.0), ("up to 94.5", 94.5), ("99+ (op=23: 94.7)", 99.0),
+                                          ("0.00455", 0.00455), ("collapses", None), (None, None)])
+def test_paper_cells_plot_at_their_first_number(text, number):
+    assert table._number(text) == number
