@@ -52,14 +52,13 @@ def test_every_spec_validates(name):
 
 
 def test_equal_budget_and_equal_parameters_where_the_comparison_needs_them():
-    from plm_interp.training import runconfig
-    from plm_interp.training import cli as train_cli
+    from plm_interp.app.commands import train as train_cli
 
     def resolved(run: Train):
         args = argparse.Namespace(task=run.kind, config=None, preset=run.preset,
                                   overrides=[a for a in runner.train_argv(run, "cpu", 0, Path("/x"))[2:]
                                              if "=" in a and not a.startswith("train.init_from")])
-        return runconfig.resolve(run.kind, train_cli._layers(args))
+        return train_cli.resolve_args(args)
 
     schemes = [resolved(a.cpu) for a in experiments.get("part1_schemes").arms]
     assert len({(c.train.max_steps, c.train.batch_size, c.model.n_ctx) for c in schemes}) == 1

@@ -48,15 +48,21 @@ def run(args) -> int:
     if saved is None and run_dir.is_dir() and any(p.name != ".lock" for p in run_dir.iterdir()) and not args.resume:
         raise ConfigError(f"--run-dir {run_dir} exists and is not empty")
     # On resume the saved config is the base; what the command line gives must agree with it.
-    file_layer, set_layer = _command_layers(args)
-    task = runconfig.build_task(args.task, runconfig.merge(saved or {}, file_layer, set_layer)["task"])
-    preset_layer = _preset_layer(task, args.preset)
-    layers = runconfig.merge(saved or {}, preset_layer, file_layer, set_layer)
-    cfg = runconfig.resolve(args.task, layers, task=task if not preset_layer["task"] else None)
+    cfg = resolve_args(args, saved)
     resolved = json.loads(json.dumps(cfg.to_dict()))  # as it will read back from config.json
     if saved is not None:
         _check_same(saved, resolved, saved_path)
     return _train(cfg, resolved, run_dir, args.resume)
+
+
+def resolve_args(args, saved: dict | None = None) -> runconfig.RunConfig:
+    """The run config the ``train`` arguments describe (``task``, ``--config``, ``--preset``, ``--set``), layered
+    over a saved config; the task is built once. Also used by the experiment runner to read a run's budget."""
+    file_layer, set_layer = _command_layers(args)
+    task = runconfig.build_task(args.task, runconfig.merge(saved or {}, file_layer, set_layer)["task"])
+    preset_layer = _preset_layer(task, args.preset)
+    layers = runconfig.merge(saved or {}, preset_layer, file_layer, set_layer)
+    return runconfig.resolve(args.task, layers, task=task if not preset_layer["task"] else None)
 
 
 def _train(cfg: runconfig.RunConfig, resolved: dict, run_dir: Path, resume: bool) -> int:

@@ -40,7 +40,7 @@ def _standalone(run: Train) -> Train:
 
 
 def _args(argv: list[str]):
-    from plm_interp.training import cli as train_cli
+    from plm_interp.app.commands import train as train_cli
 
     parser = argparse.ArgumentParser(prog="plm-interp")
     train_cli.add_parser(parser.add_subparsers(dest="command", required=True))
@@ -49,11 +49,10 @@ def _args(argv: list[str]):
 
 def total_tokens(run: Train, scale: str) -> int:
     """Tokens the run's budget trains on (steps x batch x n_ctx, as the trainer counts them)."""
-    from plm_interp.training import cli as train_cli
-    from plm_interp.training import runconfig
+    from plm_interp.app.commands import train as train_cli
 
     args = _args(runner.train_argv(_standalone(run), scale, 0, Path(tempfile.gettempdir())))
-    cfg = runconfig.resolve(run.kind, train_cli._layers(args))
+    cfg = train_cli.resolve_args(args)
     return cfg.train.total_steps(cfg.model.n_ctx) * cfg.train.batch_size * cfg.model.n_ctx
 
 

@@ -180,7 +180,7 @@ def _log(directory: Path, record: dict[str, Any]) -> None:
 
 
 def _train(argv: list[str]) -> None:
-    from plm_interp.training import cli as train_cli
+    from plm_interp.app.commands import train as train_cli
 
     parser = argparse.ArgumentParser(prog="plm-interp")
     train_cli.add_parser(parser.add_subparsers(dest="command", required=True))
