@@ -135,7 +135,7 @@ class RegretProbeResult(AnalysisResult):
 
 
 @register("regret_probe")
-def regret_probe(model, task=None, layer: int | list[int] | str | None = None, n_train: int = 512, n_test: int = 256,
+def regret_probe(model, task=None, layer: int | list[int] | str | None = None, n_train: int = 256, n_test: int = 128,
                  per_problem: int = 4, n_gen: int = 64, mistake_sets: tuple[str, ...] | None = None,
                  max_new_tokens: int = 256, balanced: bool = False, controls: bool = True, seed: int = 0,
                  progress: bool = True) -> RegretProbeResult:

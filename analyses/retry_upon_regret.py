@@ -208,12 +208,13 @@ class RetryUponRegretResult(AnalysisResult):
 @register("retry_upon_regret")
 def retry_upon_regret(model, task=None, detector: Any = "probe", max_retries: int = 10, beam: int = 4, n: int = 128,
                       sets: tuple[str, ...] | None = None, retry_temperature: float = 1.0, max_new_tokens: int = 256,
-                      perfect: tuple[int, ...] = (10, 50), n_probe_train: int = 512, seed: int = 0,
+                      perfect: tuple[int, ...] = (10,), n_probe_train: int = 256, seed: int = 0,
                       progress: bool = True) -> RetryUponRegretResult:
     """Accuracy per set and op of greedy, beam search (width ``beam``; 0 skips every beam variant), retry upon
     regret with ``detector`` on beam-1 and beam-``beam`` base decoding, and the perfect detector with each retry
-    budget in ``perfect`` (the paper's versionP = 10, P50 = 50; ``()`` skips it), on ``n`` problems of each of
-    ``sets`` (default: the task's OOD ops, above the training range, where mistakes happen — the paper's op = 20-23).
+    budget in ``perfect`` (the paper's versionP = 10; ``(10, 50)`` adds P50; ``()`` skips it), on ``n`` problems of
+    each of ``sets`` (default: op = op_max and the task's OOD ops above the training range — the paper's op = 15 and
+    op = 20-23 for iGSM-med).
 
     ``n = 128`` keeps the default call to minutes on a CPU; a paired gain of 2 points needs several hundred
     problems per set (the paper uses 4,096): read the ``vs_greedy_lo`` / ``vs_greedy_hi`` columns.
@@ -228,9 +229,7 @@ def retry_upon_regret(model, task=None, detector: Any = "probe", max_retries: in
     if any(not isinstance(k, int) or k < 0 for k in perfect):
         raise ValueError(f"field 'perfect' = {perfect!r}: must be a tuple of retry budgets (ints >= 0)")
     if sets is None:
-        from tasks.igsm.task import OOD_OPS
-
-        sets = tuple(f"op={k}" for k in OOD_OPS[task.preset])
+        sets = (f"op={task.config.op_max}",) + tuple(f"op={k}" for k in task.ood_ops())
     by_set = eval_problems(task, n, sets, seed + 1234)
     detectors: dict[str, tuple[Callable, int]] = {}
     if detector == "probe" or isinstance(detector, VProbe):

@@ -48,7 +48,7 @@ from tasks.igsm import Problem, probe_suffix, true_labels
 
 PROBES = ("nece", "dep", "known", "value", "can_next", "nece_next")
 #: CPU-sized training defaults: the joint stage stops when the loss plateaus, ``steps`` is only its ceiling
-CPU_FIT = dict(steps=400, lr=3e-3, batch_size=32)
+CPU_FIT = dict(steps=150, lr=3e-3, batch_size=32)
 UPDATES = ("all", "appended")
 
 
@@ -178,10 +178,14 @@ class VProbe(nn.Module):
 
     @torch.no_grad()
     def all_states(self, model, ex: VExamples, batch_size: int = 64) -> Float[torch.Tensor, "n d_model"]:
+        """States of every example, in batches of similar length (little padding), returned in input order."""
         dev = model.W_E.device
-        out = [self.states(model, *ex.batch(list(range(s, min(s + batch_size, len(ex)))), device=dev)).cpu()
-               for s in range(0, len(ex), batch_size)]
-        return torch.cat(out) if out else torch.zeros(0, model.cfg.d_model)
+        order = sorted(range(len(ex)), key=lambda i: len(ex.prefixes[i]) + len(ex.suffixes[i]))
+        out = torch.zeros(len(ex), model.cfg.d_model)
+        for s in range(0, len(ex), batch_size):
+            rows = order[s : s + batch_size]
+            out[rows] = self.states(model, *ex.batch(rows, device=dev)).cpu()
+        return out
 
     @torch.no_grad()
     def predict(self, model, ex: VExamples, batch_size: int = 64) -> Int[torch.Tensor, " n"]:
@@ -218,9 +222,9 @@ def fit_head(states: Float[torch.Tensor, "n d"], labels: Int[torch.Tensor, " n"]
     opt.step(closure)
 
 
-def fit_v_probe(model, train: VExamples, layer: int, n_classes: int, rank: int = 8, steps: int = 400,
+def fit_v_probe(model, train: VExamples, layer: int, n_classes: int, rank: int = 8, steps: int = 150,
                 lr: float = 3e-3, batch_size: int = 32, seed: int = 0, progress: bool = False,
-                desc: str = "v_probe", update: str = "all", patience: int = 50, tol: float = 0.01) -> VProbe:
+                desc: str = "v_probe", update: str = "all", patience: int = 30, tol: float = 0.01) -> VProbe:
     """Train a :class:`VProbe` on the frozen ``model`` (its parameters get no gradient and stay unchanged).
 
     Two stages, both to convergence: (1) the head alone on the frozen ``[END]`` states (the update starts at zero,
@@ -256,7 +260,8 @@ def fit_v_probe(model, train: VExamples, layer: int, n_classes: int, rank: int =
             loss.backward()
             opt.step()
             taken = step + 1
-            ema = float(loss) if ema is None else 0.9 * ema + 0.1 * float(loss)
+            lv = float(loss.detach())
+            ema = lv if ema is None else 0.9 * ema + 0.1 * lv
             if ema < best * (1 - tol):
                 best, since = ema, 0
             else:
@@ -373,8 +378,8 @@ def v_probe(
     probe: str = "nece",
     layer: int | list[int] | str | None = None,
     rank: int = 8,
-    n_train: int = 512,
-    n_test: int = 256,
+    n_train: int = 256,
+    n_test: int = 128,
     per_problem: int = 4,
     balanced: bool = False,
     update: str = "all",
