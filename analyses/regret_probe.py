@@ -135,7 +135,7 @@ class RegretProbeResult(AnalysisResult):
 
 
 @register("regret_probe")
-def regret_probe(model, task=None, layer: int | list[int] | str | None = None, n_train: int = 256, n_test: int = 128,
+def regret_probe(model, task=None, layer: int | list[int] | str | None = None, n_train: int = 1024, n_test: int = 128,
                  per_problem: int = 4, n_gen: int = 64, mistake_sets: tuple[str, ...] | None = None,
                  max_new_tokens: int = 256, balanced: bool = False, controls: bool = True, seed: int = 0,
                  progress: bool = True) -> RegretProbeResult:
@@ -161,11 +161,12 @@ def regret_probe(model, task=None, layer: int | list[int] | str | None = None, n
     ids = greedy_generate(model, gen_problems, task.tokenizer, max_new_tokens, progress, desc="regret_probe generate")
     wrong, right = first_mistakes(model, task, gen_problems, ids)
     wrong_ex, right_ex = as_examples(wrong, 0), as_examples(right, 1)
-    records = []
+    records, probes = [], {}
     for name, subject in control_subjects(model, controls, seed).items():
         for l in layers:
             vp = fit_v_probe(subject, train, l, 2, seed=seed, progress=progress, desc=f"regret_probe {name} L{l}",
                              **CPU_FIT)
+            probes[(name, l)] = vp
             fire = lambda ex: vp.predict(subject, ex) == 0 if len(ex) else torch.zeros(0, dtype=torch.bool)
             caught, alarms = fire(wrong_ex), fire(right_ex)
             records.append({"model": name, "layer": l, **score(vp.predict(subject, test), test.labels, train.labels),
@@ -173,6 +174,8 @@ def regret_probe(model, task=None, layer: int | list[int] | str | None = None, n
                             "n_mistakes": len(wrong),
                             "false_alarm": float(alarms.float().mean()) if len(right) else float("nan"),
                             "n_correct_steps": len(right), **vp.fit_info})
-    return RegretProbeResult(layers, records, {"n_train": n_train, "n_test": n_test, "per_problem": per_problem,
-                                               "n_gen": n_gen, "mistake_sets": list(mistake_sets),
-                                               "balanced": balanced, "seed": seed, **CPU_FIT})
+    out = RegretProbeResult(layers, records, {"n_train": n_train, "n_test": n_test, "per_problem": per_problem,
+                                              "n_gen": n_gen, "mistake_sets": list(mistake_sets),
+                                              "balanced": balanced, "seed": seed, **CPU_FIT})
+    out.probes = probes  # the fitted probes by (model, layer), e.g. a detector for retry_upon_regret (not saved)
+    return out

@@ -123,7 +123,8 @@ def draw_headlines(ax, hs: list[dict[str, Any]]) -> None:
     x = np.arange(len(hs))
     k = 100 if all(h.get("percent", True) for h in hs) else 1
     vals = np.array([k * h["value"] for h in hs], dtype=float)
-    err = np.array([[k * (h["value"] - h["lo"]) for h in hs], [k * (h["hi"] - h["value"]) for h in hs]])
+    err = np.clip(np.array([[k * (h["value"] - h["lo"]) for h in hs], [k * (h["hi"] - h["value"]) for h in hs]],
+                           dtype=float), 0, None)  # a pooled figure may sit just outside its seeds' range
     ax.bar(x, vals, 0.6, yerr=np.nan_to_num(err), capsize=3, color="tab:blue", label="figure (error bar)")
     ctl = [(i, k * h["control"]) for i, h in enumerate(hs) if h.get("control") is not None]
     maj = [(i, k * h["majority"]) for i, h in enumerate(hs) if h.get("majority") is not None]

@@ -208,7 +208,7 @@ class RetryUponRegretResult(AnalysisResult):
 @register("retry_upon_regret")
 def retry_upon_regret(model, task=None, detector: Any = "probe", max_retries: int = 10, beam: int = 4, n: int = 128,
                       sets: tuple[str, ...] | None = None, retry_temperature: float = 1.0, max_new_tokens: int = 256,
-                      perfect: tuple[int, ...] = (10,), n_probe_train: int = 256, seed: int = 0,
+                      perfect: tuple[int, ...] = (10,), n_probe_train: int = 1024, seed: int = 0,
                       progress: bool = True) -> RetryUponRegretResult:
     """Accuracy per set and op of greedy, beam search (width ``beam``; 0 skips every beam variant), retry upon
     regret with ``detector`` on beam-1 and beam-``beam`` base decoding, and the perfect detector with each retry
