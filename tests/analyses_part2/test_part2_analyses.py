@@ -412,3 +412,24 @@ def test_v_probe_and_regret_probe_are_reproducible(model):
     first = analyses.regret_probe(model, **kw).to_dict()["records"]  # NaN -> None, so equal runs compare equal
     torch.randn(7)
     assert analyses.regret_probe(model, **kw).to_dict()["records"] == first
+
+
+def test_wilson_interval_matches_scipy_and_verdicts_read_the_interval():
+    """The 95% Wilson interval against scipy's; the verdict says "beats" only when the control (or majority) is
+    below the whole interval, "BELOW" when above it, and "does NOT beat" when inside it."""
+    from scipy.stats import binomtest
+
+    from analyses.result import headline, headline_table, wilson
+
+    for k, n in ((0, 10), (7, 10), (300, 512), (512, 512)):
+        ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert wilson(k, n) == pytest.approx((ci.low, ci.high), abs=1e-9)
+    h = headline("x acc", 0.70, 512, control=0.60, majority=0.77)   # CI ~[0.659, 0.738]
+    assert h["verdict"] == "beats the random-init control; BELOW the majority guess"
+    h = headline("x acc", 0.70, 512, control=0.69, majority=0.5)
+    assert h["verdict"].startswith("does NOT beat the random-init control") and "beats the majority" in h["verdict"]
+    h = headline("caught", 0.30, 100, control=0.27, false_alarm=0.45, n_false_alarm=50, control_false_alarm=0.40)
+    assert "catch minus false-alarm rate no better than the control's" in h["verdict"]
+    assert "45.0 (40.0)" in headline_table([h])
+    with pytest.raises(ValueError, match="seeds"):
+        headline("x", 0.5, 10, seeds=[0.5, 0.6])
