@@ -86,8 +86,20 @@ def headline(metric: str, value: float, n: int, control: float | None = None, ma
 
 
 def verdict(h: dict[str, Any], higher_is_better: bool = True) -> str:
-    """Plain words: does the figure beat its control (and the majority guess), beyond its error bar?"""
+    """Plain words: does the figure beat its control (and the majority guess), beyond its error bar?
+
+    A detection figure (with a false-alarm rate) is compared with its control on catch rate minus false-alarm
+    rate (Youden's J): a detector that fires on everything catches every mistake and is worth nothing."""
     words = []
+    fa, cfa = h.get("false_alarm"), h.get("control_false_alarm")
+    if fa is not None and h.get("control") is not None and cfa is not None:
+        j, jc = h["value"] - fa, h["control"] - cfa
+        nf = max(h.get("n_false_alarm") or 1, 1)
+        half = Z95 * math.sqrt(h["value"] * (1 - h["value"]) / max(h["n"], 1) + fa * (1 - fa) / nf)
+        rel = ("beats" if j - half > jc else "is BELOW" if j + half < jc else "does NOT beat (within the error bar)")
+        words.append(f"catch minus false-alarm rate {100 * j:.1f} points (95% CI +-{100 * half:.1f}) {rel} the "
+                     f"random-init control's {100 * jc:.1f}")
+        return "; ".join(words)
     for name in ("control", "majority"):
         ref = h.get(name)
         if ref is None or not math.isfinite(h["value"]):
@@ -97,10 +109,6 @@ def verdict(h: dict[str, Any], higher_is_better: bool = True) -> str:
         label = h.get("control_name", "random-init control") if name == "control" else "majority guess"
         words.append(f"beats the {label}" if above else f"BELOW the {label}" if below
                      else f"does NOT beat the {label} (within the error bar)")
-    fa, cfa = h.get("false_alarm"), h.get("control_false_alarm")
-    if fa is not None and cfa is not None and h.get("control") is not None:
-        if h["value"] - fa <= h["control"] - cfa:
-            words.append("catch minus false-alarm rate no better than the control's")
     return "; ".join(words) if words else "no control"
 
 

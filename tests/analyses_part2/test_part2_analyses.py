@@ -428,8 +428,11 @@ def test_wilson_interval_matches_scipy_and_verdicts_read_the_interval():
     assert h["verdict"] == "beats the random-init control; BELOW the majority guess"
     h = headline("x acc", 0.70, 512, control=0.69, majority=0.5)
     assert h["verdict"].startswith("does NOT beat the random-init control") and "beats the majority" in h["verdict"]
+    # detection: judged on catch minus false-alarm rate, so a control that fires everywhere is worth nothing
     h = headline("caught", 0.30, 100, control=0.27, false_alarm=0.45, n_false_alarm=50, control_false_alarm=0.40)
-    assert "catch minus false-alarm rate no better than the control's" in h["verdict"]
+    assert h["verdict"].startswith("catch minus false-alarm rate -15.0 points") and "does NOT beat" in h["verdict"]
     assert "45.0 (40.0)" in headline_table([h])
+    h = headline("caught", 0.65, 103, control=0.913, false_alarm=0.113, n_false_alarm=221, control_false_alarm=0.896)
+    assert "beats the random-init control's 1.7" in h["verdict"]
     with pytest.raises(ValueError, match="seeds"):
         headline("x", 0.5, 10, seeds=[0.5, 0.6])
