@@ -257,6 +257,20 @@ def _own(f: dict) -> bool:
     return f["command"].startswith(OWN) and not f["command"].startswith("analyses.generation(model, n=256, cut=50)")
 
 
+def refresh_detection(fig: dict) -> dict:
+    """Recompute a stored detection figure's verdict and note from its numbers (with the current wording)."""
+    from analyses.result import verdict
+
+    if fig.get("false_alarm") is None:
+        return fig
+    h = {"value": fig["value"] / 100, "n": fig["n"], "false_alarm": fig["false_alarm"] / 100,
+         "n_false_alarm": fig["n_false_alarm"], "control": fig["control"] / 100,
+         "control_false_alarm": fig["control_false_alarm"] / 100}
+    fig["verdict"] = verdict(h)
+    fig["note"] = fig["note"].rsplit(". ", 1)[0] + f". {fig['verdict']}"
+    return fig
+
+
 def apply_figures(name: str, after: list[dict]) -> dict:
     """Replace the issue-16 analyses' figures on a shipped model's card with ``after`` (re-measured headline
     figures; other analyses' figures are kept untouched); returns {"before": [...], "after": [...]}."""
@@ -267,6 +281,7 @@ def apply_figures(name: str, after: list[dict]) -> dict:
     card = json.loads((d / "card.json").read_text())
     own = _own
     before = [f for f in card["figures"] if own(f)]
+    after = [refresh_detection(f) for f in after]
     for f in card["figures"]:  # kept generation figures (not re-run): their n, 95% interval and verdict
         if f["command"].startswith("analyses.generation(") and f["metric"].startswith("generation accuracy"):
             from analyses.result import wilson
