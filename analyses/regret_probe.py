@@ -1,9 +1,8 @@
 """Error detection, the "regret" probe (Part 2.2 §3.1): right after writing "Define A as", does the model know
 that A cannot be computed yet?
 
-The paper's detector is the Part 2.1 ``can_next`` V-probe read after "Define [param A] as": "we use the
-can_next(A) probe ... to detect if the model is about to make a mistake" (2.2 §3.1, our paraphrase of the
-definition quoted in PAPERS.md). So this module is :mod:`analyses.v_probe`'s machinery with a different suffix:
+The paper's detector (Part 2.2 §3.1, as PAPERS.md records it) is "the Part 2.1 can_next V-probe read from the
+last layer after 'Define [param A] as'", 99% accurate over all parameters. So this module is :mod:`analyses.v_probe`'s machinery with a different suffix:
 the true solution is cut at the end of sentence t (or ``<SOL>``), "Define A as" is appended with A drawn uniformly
 from all parameters, and the probe (rank-r update of the input embedding + linear head at "as", trained to
 convergence on the frozen model) predicts ``can_next[t, A]`` (A not yet computed and all its parents computed).

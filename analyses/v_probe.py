@@ -397,8 +397,8 @@ def v_probe(
 ) -> VProbeResult:
     """V-probe ``probe`` at ``layer`` (default the last; a list, or ``"all"`` for the per-layer depth sweep).
 
-    Paper defaults (Part 2.1 §4.1, App. E): queries drawn uniformly ("we uniformly randomly select ... parameter
-    A"; ``balanced=True`` is the label-balanced option), the rank-``rank`` update on the input embedding of every
+    Paper defaults (Part 2.1 §4.1, App. E): queries drawn uniformly from all parameters (``balanced=True`` is the
+    label-balanced option), the rank-``rank`` update on the input embedding of every
     token (``update="appended"``: appended tokens only), training until the loss plateaus (``steps`` is the
     ceiling). Train/test problems come from the task's train split (seeds ``seed`` / ``seed + 1``),
     ``per_problem`` queries each; the training pool (4,096 queries by default) is larger than the queries the
