@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 from analyses._task import resolve_task
 from analyses.registry import register
-from analyses.result import AnalysisResult
+from analyses.result import AnalysisResult, headline
 
 
 @dataclass
@@ -40,6 +40,16 @@ class GenerationResult(AnalysisResult):
     birthday_support: float  # N^2 / (2 * colliding pairs); inf when nothing collides
     distinct_subtrees: dict[int, float] = field(default_factory=dict)  # level -> distinct / total subtrees
     examples: list[str] = field(default_factory=list)
+    #: generations per cut (cut-k uses the fresh strings longer than k, at most n)
+    n_by_cut: dict[str, int] = field(default_factory=dict)
+    #: the random-init control (``controls=True``): its accuracy per cut and KL
+    control: dict[str, Any] | None = None
+
+    def headlines(self) -> list[dict[str, Any]]:
+        """Accuracy per cut with its 95% Wilson interval, beside the random-init control when measured."""
+        ctl = self.control or {}
+        return [headline(f"generation accuracy {k}", v, self.n_by_cut.get(k, self.n),
+                         ctl.get("accuracy", {}).get(k)) for k, v in self.accuracy.items()]
 
     def rows(self) -> list[dict[str, Any]]:
         rows = [{"metric": f"accuracy {k} %", "value": round(100 * v, 2)} for k, v in self.accuracy.items()]
@@ -49,6 +59,10 @@ class GenerationResult(AnalysisResult):
                  {"metric": "distinct strings (cut0)", "value": self.distinct_strings},
                  {"metric": "birthday-paradox support estimate", "value": self.birthday_support}]
         rows += [{"metric": f"distinct subtrees NT{l + 1}", "value": v} for l, v in self.distinct_subtrees.items()]
+        if self.control:
+            rows += [{"metric": f"random-init accuracy {k} %", "value": round(100 * v, 2)}
+                     for k, v in self.control["accuracy"].items()]
+            rows.append({"metric": "random-init KL(truth || model) nats/pos", "value": self.control["kl"]})
         return rows
 
     def plot(self):
@@ -77,9 +91,13 @@ def generation(
     kl_strings: int = 64,
     batch_size: int = 64,
     seed: int = 0,
+    controls: bool = False,
     progress: bool = True,
 ) -> GenerationResult:
-    """Generation accuracy (cut0 and cut``cut``), entropy, KL to the truth and diversity of ``model``."""
+    """Generation accuracy (cut0 and cut``cut``), entropy, KL to the truth and diversity of ``model``.
+
+    ``controls=True`` also measures accuracy and KL of a random-init model of the same shape (the control every
+    headline figure is read against; off by default because it doubles the generation time)."""
     from tasks.cfg import BOS, EOS, entropy_bits, kl_to_truth, next_token_logprobs, parse
 
     task = resolve_task(model, task, kind="cfg")
@@ -95,9 +113,22 @@ def generation(
     fresh = task.sample(4 * n, seed=seed + 1)
     long = (fresh.lengths > cut).nonzero()[:, 0][:n]
     accuracy = {"cut0": float(accepted0.mean())}
+    n_by_cut = {"cut0": n}
     if len(long):
         cutk = _generate(model, fresh.tokens[long, : cut + 1], temperature, top_k, EOS, batch_size, seed + 2)
         accuracy[f"cut{cut}"] = float(task.accepts(cutk).numpy().mean())
+        n_by_cut[f"cut{cut}"] = len(long)
+    control = None
+    if controls:
+        from analyses._task import random_init_like
+
+        rnd = random_init_like(model, seed=seed + 777)
+        c_acc = {"cut0": float(task.accepts(_generate(rnd, torch.full((n, 1), BOS), temperature, top_k, EOS,
+                                                                  batch_size, seed)).float().mean())}
+        if len(long):
+            c_acc[f"cut{cut}"] = float(task.accepts(_generate(rnd, fresh.tokens[long, : cut + 1], temperature, top_k,
+                                                              EOS, batch_size, seed + 2)).float().mean())
+        control = {"accuracy": c_acc, "kl": _kl(rnd, task, kl_strings, seed + 4, kl_to_truth)}
     bar.update(1)
     # entropy of valid generations vs true samples (grammar surprisal)
     strings = [x for x, ok in zip(task.decode_rows(cut0), accepted0) if ok]
@@ -117,7 +148,7 @@ def generation(
         distinct_strings=len(set(keys)) / max(1, len(keys)),
         birthday_support=len(keys) ** 2 / (2 * pairs) if pairs else float("inf"),
         distinct_subtrees=_distinct_subtrees(parse(g, strings)) if strings else {},
-        examples=[" ".join(map(str, s[:40].tolist())) for s in strings[:3]])
+        examples=[" ".join(map(str, s[:40].tolist())) for s in strings[:3]], n_by_cut=n_by_cut, control=control)
 
 
 def _generate(model, prompts, temperature, top_k, eos, batch_size, seed) -> torch.Tensor:

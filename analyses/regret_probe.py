@@ -1,14 +1,17 @@
-"""Error detection, the "regret" probe (Part 2.2): right after writing "Define A as", does the model know that A
-cannot be computed yet?
+"""Error detection, the "regret" probe (Part 2.2 §3.1): right after writing "Define A as", does the model know
+that A cannot be computed yet?
 
-Training data comes from true solutions: at the start of solution sentence t, the prefix is followed by
-"Define A as" where A is either a parameter that can be computed now (label 1) or one that cannot — not ready or
-already defined (label 0), drawn 50/50. A linear head (after a parameter-free layer norm) reads the frozen
-model's residual at the "as" token. No tokens are appended, so no embedding update is needed.
+The paper's detector (Part 2.2 §3.1, as PAPERS.md records it) is "the Part 2.1 can_next V-probe read from the
+last layer after 'Define [param A] as'", 99% accurate over all parameters. So this module is :mod:`analyses.v_probe`'s machinery with a different suffix:
+the true solution is cut at the end of sentence t (or ``<SOL>``), "Define A as" is appended with A drawn uniformly
+from all parameters, and the probe (rank-r update of the input embedding + linear head at "as", trained to
+convergence on the frozen model) predicts ``can_next[t, A]`` (A not yet computed and all its parents computed).
 
-It is then scored (1) on held-out examples of the same kind and (2) on the model's *own* first mistakes: greedy
-solutions are verified, and at the first wrong sentence whose parameter could not be computed (``not_ready``,
-``redefined``, ``unknown_param``) the probe should fire. It should stay quiet on the model's correct sentences.
+It is then scored (1) on held-out queries of the same kind, beside the majority guess and the random-init control,
+and (2) on the model's *own* first mistakes: greedy solutions are verified, and at the first wrong sentence whose
+parameter could not be computed (``not_ready``, ``redefined``, ``unknown_param``) the probe should fire (the catch
+rate; the paper: about 60%), while it should stay quiet at the "as" of the model's correct sentences (the
+false-alarm rate). Catch and false-alarm rates are always reported together, for the model and the control.
 """
 from __future__ import annotations
 
@@ -17,104 +20,57 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from jaxtyping import Float
-from torch import nn
 
 from analyses._igsm_common import check_positive, eval_problems, greedy_generate, igsm_task, \
     sentence_spans, verify_ids
 from analyses._task import subjects as control_subjects
 from analyses.registry import register
-from analyses.result import AnalysisResult
-from plm_interp.probes.seeding import seeded
-from analyses.v_probe import layer_list
-from plm_interp.probes import check_layer
-from plm_interp.probes.activations import hook_name
+from analyses.result import AnalysisResult, draw_headlines, headline
+from analyses.v_probe import CPU_FIT, VExamples, VProbe, fit_v_probe, layer_list, score
 from tasks.igsm import Problem, encode, true_labels
 
 #: error kinds where the written parameter could not be computed at that point: what a regret should catch
 CANNOT_COMPUTE = ("not_ready", "redefined", "unknown_param")
+#: the regret probe is a V-probe (kept as a name for callers that type-check detectors)
+RegretProbe = VProbe
 
 
-class RegretProbe(nn.Module):
-    """Linear head on the normalised ``layer`` residual at "as": logit of "A can be computed now"."""
+def regret_examples(task, problems: list[Problem], per_problem: int = 4, seed: int = 0,
+                    balanced: bool = False) -> VExamples:
+    """Prefix = true solution up to sentence end t (or ``<SOL>``), suffix = "Define A as", label = can_next[t, A].
 
-    def __init__(self, d_model: int, layer: int, hook: str, seed: int = 0):
-        super().__init__()
-        self.layer, self.hook = layer, hook  # ``hook``: where the state is read (for decoding-time use)
-        with seeded(seed):
-            self.head = nn.Linear(d_model, 2)
-
-    def forward(self, states: Float[torch.Tensor, "b d_model"]) -> Float[torch.Tensor, "b 2"]:
-        return self.head(F.layer_norm(states.float(), states.shape[-1:]))
-
-    def fires(self, state: Float[torch.Tensor, " d_model"]) -> bool:
-        """True when the probe says A cannot be computed (the model "regrets")."""
-        with torch.no_grad():
-            return bool(self(state[None]).argmax(-1)[0] == 0)
-
-
-@torch.no_grad()
-def states_at(model, seqs: list[list[int]], positions: list[int], layer: int, batch_size: int = 32
-              ) -> Float[torch.Tensor, "n d_model"]:
-    """Residual at ``layer`` at one position per sequence (right-padded batches; the model is causal)."""
-    out = []
-    dev = model.W_E.device
-    for s in range(0, len(seqs), batch_size):
-        chunk = seqs[s : s + batch_size]
-        width = max(len(x) for x in chunk)
-        tokens = torch.zeros((len(chunk), width), dtype=torch.long)
-        for b, x in enumerate(chunk):
-            tokens[b, : len(x)] = torch.tensor(x)
-        resid = model(tokens.to(dev), stop_at_layer=layer)
-        out.append(resid[torch.arange(len(chunk)), torch.tensor(positions[s : s + batch_size])].cpu())
-    return torch.cat(out)
-
-
-def regret_examples(task, problems: list[Problem], per_problem: int = 4, seed: int = 0):
-    """``(sequences, positions of "as", labels)`` from true solutions (see the module docstring)."""
+    t and A are uniform (the V-probe's query rule, Part 2.1 App. E); ``balanced`` draws the label 50/50 first.
+    """
     tok, rng = task.tokenizer, random.Random(f"regret:{seed}")
     define, as_ = tok.ids["Define"], tok.ids["as"]
-    seqs, pos, labels = [], [], []
+    pre, suf, lab = [], [], []
     for p in problems:
         lb = true_labels(p, tok)
         ids = encode(p, tok).ids
-        st = p.structure
+        cands = [(t, a) for t in range(len(lb.pos_steps)) for a in range(len(lb.params))]
+        by_y: dict[bool, list] = {}
+        for c in cands:
+            by_y.setdefault(bool(lb.can_next[c]), []).append(c)
         for _ in range(per_problem):
-            t = rng.randrange(len(lb.pos_steps) - 1)  # a sentence follows this point
-            y = rng.random() < 0.5
-            pool = [a for a in range(len(lb.params)) if bool(lb.can_next[t, a]) == y]
-            if not pool:
-                y, pool = not y, [a for a in range(len(lb.params)) if bool(lb.can_next[t, a]) != y]
-            a = rng.choice(pool)
-            seq = ids[: lb.pos_steps[t] + 1] + [define] + tok.encode(st.param_name(lb.params[a])) + [as_]
-            seqs.append(seq)
-            pos.append(len(seq) - 1)
-            labels.append(int(y))
-    return seqs, pos, torch.tensor(labels)
+            t, a = rng.choice(by_y[rng.choice(sorted(by_y))] if balanced else cands)
+            pre.append(ids[: lb.pos_steps[t] + 1])
+            suf.append([define] + tok.encode(p.structure.param_name(lb.params[a])) + [as_])
+            lab.append(int(lb.can_next[t, a]))
+    return VExamples(pre, suf, torch.tensor(lab, dtype=torch.long))
 
 
 def fit_regret_probe(model, task, problems: list[Problem], layer: int | None = None, per_problem: int = 4,
-                     steps: int = 300, lr: float = 1e-2, seed: int = 0) -> RegretProbe:
-    """Train the regret probe on ``problems``' true solutions (full-batch AdamW on cached states)."""
-    layer = model.cfg.n_layers if layer is None else check_layer(model, layer)
-    seqs, pos, y = regret_examples(task, problems, per_problem, seed)
-    x = states_at(model, seqs, pos, layer)
-    probe = RegretProbe(model.cfg.d_model, layer, hook_name(model, layer), seed)
-    opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=1e-3)
-    for _ in range(steps):
-        loss = F.cross_entropy(probe(x), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    return probe.eval().to(model.W_E.device)
+                     seed: int = 0, progress: bool = False, **fit) -> VProbe:
+    """Train the regret probe (a ``can_next`` V-probe read at "as") on ``problems``' true solutions."""
+    layer = model.cfg.n_layers if layer is None else layer
+    hp = {**CPU_FIT, **fit}
+    return fit_v_probe(model, regret_examples(task, problems, per_problem, seed), layer, 2, seed=seed,
+                       progress=progress, desc="regret_probe", **hp)
 
 
 def first_mistakes(model, task, problems: list[Problem], ids: list[list[int]]):
-    """For each wrong generation whose first error is a parameter that could not be computed: (seq, "as" pos, kind).
-
-    Also returns the "as" positions of the correct sentences written before it (the probe should not fire there).
-    """
+    """Items ``(ids up to "as", sentence start, kind)`` at each generation's first can't-compute mistake, and
+    ``(ids up to "as", sentence start)`` at every correct sentence written before it (no alarm wanted there)."""
     tok = task.tokenizer
     as_ = tok.ids["as"]
     wrong, right = [], []
@@ -124,19 +80,27 @@ def first_mistakes(model, task, problems: list[Problem], ids: list[list[int]]):
         for s in rep.accepted:
             a, b = spans[s.index]
             if as_ in x[a:b]:
-                right.append((x, a + x[a:b].index(as_)))
+                right.append((x[: a + x[a:b].index(as_) + 1], a))
         if rep.error_kind in CANNOT_COMPUTE and rep.error_step is not None and rep.error_step < len(spans):
             a, b = spans[rep.error_step]
             if as_ in x[a:b]:
-                wrong.append((x, a + x[a:b].index(as_), rep.error_kind))
+                wrong.append((x[: a + x[a:b].index(as_) + 1], a, rep.error_kind))
     return wrong, right
+
+
+def as_examples(items, label: int) -> VExamples:
+    """Model-written sequences ending at "as" as probe inputs (the sentence is the "appended" part)."""
+    return VExamples([x[0][: x[1]] for x in items], [x[0][x[1]:] for x in items],
+                     torch.full((len(items),), label, dtype=torch.long))
 
 
 @dataclass
 class RegretProbeResult(AnalysisResult):
-    """Regret (error-detection) probe per model and layer: held-out accuracy, detection and false-alarm rates."""
+    """Regret probe per model and layer: held-out accuracy (with majority and per label), the catch rate on the
+    model's real first mistakes and the false-alarm rate on its correct sentences."""
     layers: list[int]
-    #: per (model, layer): acc (held-out), majority, detect (fires on real first mistakes), false_alarm, n_mistakes
+    #: per (model, layer): acc, balanced_acc, majority, by_label, n, detect, n_mistakes, false_alarm,
+    #: n_correct_steps, steps, converged, train_acc
     records: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -144,41 +108,49 @@ class RegretProbeResult(AnalysisResult):
         layer = self.layers[-1] if layer is None else layer
         return next(r for r in self.records if (r["model"], r["layer"]) == (model, layer))
 
+    def headlines(self) -> list[dict[str, Any]]:
+        t = self.record()
+        c = self.record(model="random-init") if any(r["model"] == "random-init" for r in self.records) else None
+        out = [headline("regret probe held-out acc", t["acc"], t["n"], c and c["acc"], t["majority"])]
+        if t["n_mistakes"]:
+            out.append(headline("first mistakes caught", t["detect"], t["n_mistakes"], c and c["detect"],
+                                false_alarm=t["false_alarm"], n_false_alarm=t["n_correct_steps"],
+                                control_false_alarm=c and c["false_alarm"]))
+        return out
+
     def rows(self) -> list[dict[str, Any]]:
-        return self.records
+        keys = ("model", "layer", "acc", "balanced_acc", "majority", "n", "detect", "false_alarm", "n_mistakes",
+                "n_correct_steps", "train_acc", "steps", "converged")
+        return [{k: r.get(k) for k in keys} for r in self.records]
 
     def plot(self):
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(5, 3.2))
-        names = [f"{r['model']} L{r['layer']}" for r in self.records]
-        x = torch.arange(len(names)).float()
-        for i, (k, lab) in enumerate((("acc", "held-out acc"), ("detect", "first mistakes caught"),
-                                      ("false_alarm", "false alarms"))):
-            ax.bar(x + 0.27 * (i - 1), [100 * (r[k] if r[k] == r[k] else 0) for r in self.records], 0.27, label=lab)
-        ax.set_xticks(x, names, fontsize=7)
-        ax.set_ylabel("%")
-        ax.set_title("regret (error-detection) probe")
-        ax.legend(fontsize=7)
+        fig, ax = plt.subplots(figsize=(6, 3.4))
+        draw_headlines(ax, self.headlines())
+        ax.set_title("regret (error-detection) probe: figure, control, majority, false alarms")
         fig.tight_layout()
         return fig
 
 
 @register("regret_probe")
-def regret_probe(model, task=None, layer: int | list[int] | str | None = None, n_train: int = 512, n_test: int = 128,
+def regret_probe(model, task=None, layer: int | list[int] | str | None = None, n_train: int = 1024, n_test: int = 128,
                  per_problem: int = 4, n_gen: int = 64, mistake_sets: tuple[str, ...] | None = None,
-                 max_new_tokens: int = 256, controls: bool = True, seed: int = 0, progress: bool = True
-                 ) -> RegretProbeResult:
+                 max_new_tokens: int = 256, balanced: bool = False, controls: bool = True, seed: int = 0,
+                 progress: bool = True) -> RegretProbeResult:
     """Fit the regret probe at ``layer`` (default last) and score it held-out and on real first mistakes.
 
     Mistakes come from greedy solutions to ``n_gen`` problems of each of ``mistake_sets`` (default: the task's
-    in-distribution set and its OOD ops, where mistakes are common).
+    in-distribution set and its OOD ops, where mistakes are common). Queries are uniform (``balanced=True``:
+    label-balanced training and held-out queries).
     """
     task = igsm_task(model, task)
     layers = layer_list(model, layer)
     check_positive(n_train=n_train, n_test=n_test, per_problem=per_problem, n_gen=n_gen)
-    train = [s.problem for s in task.sample(n_train, seed=seed).samples]
-    test = [s.problem for s in task.sample(n_test, seed=seed + 1).samples]
+    train = regret_examples(task, [s.problem for s in task.sample(n_train, seed=seed).samples], per_problem, seed,
+                            balanced)
+    test = regret_examples(task, [s.problem for s in task.sample(n_test, seed=seed + 1).samples], per_problem,
+                           seed + 1, balanced)
     if mistake_sets is None:
         from tasks.igsm.task import OOD_OPS
 
@@ -187,23 +159,22 @@ def regret_probe(model, task=None, layer: int | list[int] | str | None = None, n
     gen_problems = [p for ps in gen_sets.values() for p in ps]
     ids = greedy_generate(model, gen_problems, task.tokenizer, max_new_tokens, progress, desc="regret_probe generate")
     wrong, right = first_mistakes(model, task, gen_problems, ids)
-    te_seqs, te_pos, te_y = regret_examples(task, test, per_problem, seed + 1)
-    subjects = control_subjects(model, controls, seed)
-    records = []
-    for name, subject in subjects.items():
+    wrong_ex, right_ex = as_examples(wrong, 0), as_examples(right, 1)
+    records, probes = [], {}
+    for name, subject in control_subjects(model, controls, seed).items():
         for l in layers:
-            probe = fit_regret_probe(subject, task, train, l, per_problem, seed=seed)
-            with torch.no_grad():
-                pred = probe(states_at(subject, te_seqs, te_pos, l)).argmax(-1)
-                fire = lambda items: probe(states_at(subject, [w[0] for w in items], [w[1] for w in items], l)
-                                           ).argmax(-1) == 0 if items else torch.zeros(0, dtype=torch.bool)
-                caught, alarms = fire(wrong), fire(right)
-            majority = int(torch.bincount(te_y, minlength=2).argmax())
-            records.append({"model": name, "layer": l, "acc": float((pred == te_y).float().mean()),
-                            "majority": float((te_y == majority).float().mean()), "n": len(te_y),
+            vp = fit_v_probe(subject, train, l, 2, seed=seed, progress=progress, desc=f"regret_probe {name} L{l}",
+                             **CPU_FIT)
+            probes[(name, l)] = vp
+            fire = lambda ex: vp.predict(subject, ex) == 0 if len(ex) else torch.zeros(0, dtype=torch.bool)
+            caught, alarms = fire(wrong_ex), fire(right_ex)
+            records.append({"model": name, "layer": l, **score(vp.predict(subject, test), test.labels, train.labels),
                             "detect": float(caught.float().mean()) if len(wrong) else float("nan"),
                             "n_mistakes": len(wrong),
                             "false_alarm": float(alarms.float().mean()) if len(right) else float("nan"),
-                            "n_correct_steps": len(right)})
-    return RegretProbeResult(layers, records, {"n_train": n_train, "n_test": n_test, "per_problem": per_problem,
-                                               "n_gen": n_gen, "mistake_sets": list(mistake_sets), "seed": seed})
+                            "n_correct_steps": len(right), **vp.fit_info})
+    out = RegretProbeResult(layers, records, {"n_train": n_train, "n_test": n_test, "per_problem": per_problem,
+                                              "n_gen": n_gen, "mistake_sets": list(mistake_sets),
+                                              "balanced": balanced, "seed": seed, **CPU_FIT})
+    out.probes = probes  # the fitted probes by (model, layer), e.g. a detector for retry_upon_regret (not saved)
+    return out

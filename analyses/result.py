@@ -2,6 +2,14 @@
 
 Subclasses define ``rows()`` (the table, one dict per row) and ``plot()``; ``to_dict()``, ``table()`` and
 ``save(dir)`` come for free. ``save`` writes ``result.json``, ``table.md`` and ``plot.png`` atomically.
+
+Headline figures. A single accuracy means little on its own: the paper puts every probe figure beside the
+majority guess and the same probe on a random-init model (Part 2.1 Fig. 7), and a figure from a few hundred
+examples carries sampling noise of several points. So a subclass may return :func:`headline` records from
+``headlines()``: each carries the figure, its random-init control, the majority guess, ``n`` and either the spread
+over seeds or a 95% Wilson interval, plus a plain-words verdict on whether it beats its control. ``table()``
+prints them first, side by side; :func:`draw_headlines` draws them (figure, CI bar, control and majority
+marks). A detection figure (catch rate) carries its false-alarm rate in the same record.
 """
 from __future__ import annotations
 
@@ -34,6 +42,112 @@ def _plain(x: Any) -> Any:
     return x
 
 
+Z95 = 1.959963984540054
+
+
+def wilson(k: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """95% Wilson score interval of a binomial proportion ``k / n`` (NaNs for ``n = 0``).
+
+    Chosen over the normal approximation because figures near 0 or 1 (a probe at 99%) are common here and the
+    Wald interval collapses there."""
+    if n <= 0:
+        return (float("nan"), float("nan"))
+    p = k / n
+    den = 1 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return (max(0.0, mid - half), min(1.0, mid + half))
+
+
+def headline(metric: str, value: float, n: int, control: float | None = None, majority: float | None = None,
+             seeds: list[float] | None = None, control_n: int | None = None, false_alarm: float | None = None,
+             n_false_alarm: int | None = None, control_false_alarm: float | None = None,
+             higher_is_better: bool = True, control_name: str = "random-init control",
+             ci: tuple[float, float] | None = None, verdict_text: str | None = None,
+             percent: bool = True) -> dict[str, Any]:
+    """One headline figure (a proportion in [0, 1]) with everything needed to judge it.
+
+    ``seeds`` (>= 3 values, ``value`` among them or their mean) gives the spread; otherwise the 95% Wilson interval
+    of ``value`` over ``n`` is the error bar. ``verdict`` says in plain words whether the figure beats its control:
+    "beats control" only when the control lies outside the figure's interval (CI or seed range) on the right side.
+    """
+    if seeds is not None and len(seeds) < 3:
+        raise ValueError(f"field 'seeds' has {len(seeds)} values: a spread needs >= 3 seeds")
+    lo, hi = ci if ci is not None else (min(seeds), max(seeds)) if seeds else wilson(value * n, n)
+    rec: dict[str, Any] = {"metric": metric, "value": value, "lo": lo, "hi": hi, "n": n,
+                           "spread": "seed range" if seeds else "95% CI", "control": control,
+                           "control_name": control_name, "majority": majority, "percent": percent}
+    if seeds:
+        rec["seeds"] = list(seeds)
+    if false_alarm is not None:
+        rec.update(false_alarm=false_alarm, n_false_alarm=n_false_alarm, control_false_alarm=control_false_alarm)
+    rec["verdict"] = verdict_text if verdict_text is not None else verdict(rec, higher_is_better)
+    return rec
+
+
+def verdict(h: dict[str, Any], higher_is_better: bool = True) -> str:
+    """Plain words: does the figure beat its control (and the majority guess), beyond its error bar?
+
+    A detection figure (with a false-alarm rate) is compared with its control on catch rate minus false-alarm
+    rate (Youden's J): a detector that fires on everything catches every mistake and is worth nothing."""
+    words = []
+    fa, cfa = h.get("false_alarm"), h.get("control_false_alarm")
+    if fa is not None and h.get("control") is not None and cfa is not None:
+        j, jc = h["value"] - fa, h["control"] - cfa
+        nf = max(h.get("n_false_alarm") or 1, 1)
+        half = Z95 * math.sqrt(h["value"] * (1 - h["value"]) / max(h["n"], 1) + fa * (1 - fa) / nf)
+        rel = ("beats" if j - half > jc else "is BELOW" if j + half < jc else "does NOT beat (within the error bar)")
+        words.append(f"catch minus false-alarm rate {100 * j:.1f} points (95% CI +-{100 * half:.1f}) {rel} the "
+                     f"random-init control's {100 * jc:.1f}")
+        return "; ".join(words)
+    for name in ("control", "majority"):
+        ref = h.get(name)
+        if ref is None or not math.isfinite(h["value"]):
+            continue
+        above = h["lo"] > ref if higher_is_better else h["hi"] < ref
+        below = h["hi"] < ref if higher_is_better else h["lo"] > ref
+        label = h.get("control_name", "random-init control") if name == "control" else "majority guess"
+        words.append(f"beats the {label}" if above else f"BELOW the {label}" if below
+                     else f"does NOT beat the {label} (within the error bar)")
+    return "; ".join(words) if words else "no control"
+
+
+def headline_table(hs: list[dict[str, Any]], digits: int = 1) -> str:
+    """Headline figures as a Markdown table (percentages): figure [lo, hi], control, majority, n, verdict."""
+    lines = ["| figure | value (% unless noted) | spread | control (which) | majority | false alarm (control) | n | "
+             "verdict |", "|---|---|---|---|---|---|---|---|"]
+    for h in hs:
+        pc = h.get("percent", True)
+        pct = lambda v: ("" if v is None or (isinstance(v, float) and not math.isfinite(v))
+                         else f"{100 * v:.{digits}f}" if pc else f"{v:.4f}")
+        fa = "" if h.get("false_alarm") is None else f"{pct(h['false_alarm'])} ({pct(h.get('control_false_alarm'))})"
+        lines.append(f"| {h['metric']} | {pct(h['value'])} | [{pct(h['lo'])}, {pct(h['hi'])}] {h['spread']} | "
+                     f"{pct(h['control'])} ({h.get('control_name', '')}) | {pct(h['majority'])} | {fa} | {h['n']} | {h['verdict']} |")
+    return "\n".join(lines)
+
+
+def draw_headlines(ax, hs: list[dict[str, Any]]) -> None:
+    """Bars of the headline figures with their error bars, the control (x) and the majority guess (_) beside."""
+    x = np.arange(len(hs))
+    k = 100 if all(h.get("percent", True) for h in hs) else 1
+    vals = np.array([k * h["value"] for h in hs], dtype=float)
+    err = np.clip(np.array([[k * (h["value"] - h["lo"]) for h in hs], [k * (h["hi"] - h["value"]) for h in hs]],
+                           dtype=float), 0, None)  # a pooled figure may sit just outside its seeds' range
+    ax.bar(x, vals, 0.6, yerr=np.nan_to_num(err), capsize=3, color="tab:blue", label="figure (error bar)")
+    ctl = [(i, k * h["control"]) for i, h in enumerate(hs) if h.get("control") is not None]
+    maj = [(i, k * h["majority"]) for i, h in enumerate(hs) if h.get("majority") is not None]
+    fa = [(i, k * h["false_alarm"]) for i, h in enumerate(hs) if h.get("false_alarm") is not None]
+    if ctl:
+        ax.plot(*zip(*ctl), "x", color="tab:red", ms=9, mew=2, label=hs[ctl[0][0]].get("control_name", "control"))
+    if maj:
+        ax.plot(*zip(*maj), "_", color="black", ms=18, mew=2, label="majority guess")
+    if fa:
+        ax.plot(*zip(*fa), "v", color="tab:orange", ms=7, label="false-alarm rate")
+    ax.set_xticks(x, [f"{h['metric']}\nn={h['n']}" for h in hs], fontsize=6, rotation=20, ha="right")
+    ax.set_ylabel("%" if k == 100 else "value")
+    ax.legend(fontsize=6)
+
+
 @dataclasses.dataclass
 class AnalysisResult(abc.ABC):
     """Base class: a dataclass of numbers with ``.table()``, ``.to_dict()``, ``.plot()`` and ``.save(dir)``."""
@@ -52,8 +166,17 @@ class AnalysisResult(abc.ABC):
         return {"analysis": type(self).__name__,
                 **{f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(self)}}
 
+    def headlines(self) -> list[dict[str, Any]]:
+        """The headline figures (see :func:`headline`); none by default."""
+        return []
+
     def table(self, digits: int = 4) -> str:
-        """The rows as a Markdown table."""
+        """The headline figures side by side with their controls (when there are any), then the rows."""
+        heads = self.headlines()
+        rows_md = self._rows_table(digits)
+        return f"{headline_table(heads)}\n\n{rows_md}" if heads else rows_md
+
+    def _rows_table(self, digits: int) -> str:
         rows = self.rows()
         if not rows:
             return "(empty)"

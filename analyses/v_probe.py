@@ -1,14 +1,26 @@
 """V-probing (Part 2.1): does the frozen model's hidden state know nece / dep / known / value / can_next / nece_next?
 
-The paper's recipe: cut the sequence at the probe position, append ``[START] A [END]`` (or ``[START] A [MID] B
-[END]`` for ``dep``), freeze the model, and train (1) a rank-r update of the input embedding and (2) a linear head
-on the chosen layer's state at ``[END]``. The embedding update lets the probe "ask about A" in tokens the model
-never saw in training, while being too small (r = 8) to compute the answer itself.
+The paper's recipe (Part 2.1 §4.1): cut the sequence at the probe position, append ``[START] A [END]`` (or
+``[START] A [MID] B [END]`` for ``dep``), freeze the model, and train "a small trainable rank-8 (linear) update on
+the input embedding layer" plus a linear head on the last layer's state at ``[END]``. The embedding update lets the
+probe "ask about A" in tokens the model never saw in training, while being too small (r = 8) to compute the answer.
 
-Here the rank-r update ``U[token] @ V`` is added by a forward hook on ``hook_embed`` (the TransformerLens way),
-to the appended tokens only: the model's weights never change, and the states of the original prefix are
-exactly the model's own. The head reads the residual stream at ``[END]`` after a parameter-free layer norm (so
-one learning rate serves every layer). Positions (the paper's): ``nece`` at the end of the question, ``dep`` at
+Here the rank-r update ``U[token] @ V`` is added by a forward hook on ``hook_embed`` (the TransformerLens way).
+By default it touches every token's embedding, as the paper's "update on the input embedding layer" does;
+``update="appended"`` restricts it to the appended tokens (then the prefix states are exactly the model's own).
+The model's weights never change. The head reads the residual stream at ``[END]`` after a parameter-free layer
+norm (so one learning rate serves every layer).
+
+Queries (Part 2.1 App. E): A (and B) are drawn uniformly from all parameters, and the solution-state probe
+positions uniformly from the sentence ends, so the majority guess is high (the paper: 55-95%). The figure is
+therefore reported beside the majority guess, the random-init control (Fig. 7) and per label (Fig. 12, where
+"false everywhere" would score 83-92%); ``balanced=True`` draws labels 50/50 instead, and every result also
+carries the balanced accuracy (mean of the per-label accuracies) as a secondary column.
+
+Training runs to convergence (the paper trains 100k steps on GPU): the head is first fitted on the frozen states
+(the update starts at zero) and then head and update are trained jointly until the training loss stops falling
+(``tol`` over ``patience`` steps) or ``max_steps``; the result records the steps taken, whether it converged and
+the training accuracy. Positions (the paper's): ``nece`` at the end of the question, ``dep`` at
 the end of the problem, ``known`` / ``value`` / ``can_next`` / ``nece_next`` at ``<SOL>`` or at the end of a
 solution sentence. ``value`` is probed for known parameters only (unknown ones have no value).
 
@@ -29,14 +41,15 @@ from torch import nn
 from analyses._igsm_common import check_positive, igsm_task
 from analyses._task import subjects as control_subjects
 from analyses.registry import register
-from analyses.result import AnalysisResult
+from analyses.result import AnalysisResult, draw_headlines, headline
 from plm_interp.probes import check_layer
 from plm_interp.probes.seeding import seeded
 from tasks.igsm import Problem, probe_suffix, true_labels
 
 PROBES = ("nece", "dep", "known", "value", "can_next", "nece_next")
-#: CPU-sized training defaults; the paper trains longer on GPU
-CPU_FIT = dict(steps=300, lr=3e-3, batch_size=32)
+#: CPU-sized training defaults: the joint stage stops when the loss plateaus, ``steps`` is only its ceiling
+CPU_FIT = dict(steps=100, lr=3e-3, batch_size=32)
+UPDATES = ("all", "appended")
 
 
 # ---- examples ------------------------------------------------------------------------------------------------
@@ -124,12 +137,18 @@ def n_classes_of(task, probe: str) -> int:
 
 
 class VProbe(nn.Module):
-    """Rank-r embedding update (``U[token] @ V``, on appended tokens) + linear head at ``layer``'s ``[END]`` state."""
+    """Rank-r embedding update (``U[token] @ V``; every token, or ``update="appended"``) + linear head at
+    ``layer``'s ``[END]`` state."""
 
-    def __init__(self, d_vocab: int, d_model: int, n_classes: int, layer: int, rank: int = 8, seed: int = 0):
+    def __init__(self, d_vocab: int, d_model: int, n_classes: int, layer: int, rank: int = 8, seed: int = 0,
+                 update: str = "all"):
         super().__init__()
+        if update not in UPDATES:
+            raise ValueError(f"field 'update' = {update!r}: must be one of {UPDATES}")
         gen = torch.Generator().manual_seed(seed)
-        self.layer, self.rank = layer, rank
+        self.layer, self.rank, self.update = layer, rank, update
+        #: filled by :func:`fit_v_probe`: steps, converged, train_loss, train_acc
+        self.fit_info: dict[str, Any] = {}
         self.U = nn.Parameter(torch.zeros(d_vocab, rank))  # zero: the probe starts from the model's own embedding
         self.V = nn.Parameter(torch.randn(rank, d_model, generator=gen) / d_model**0.5)
         with seeded(seed):
@@ -141,6 +160,8 @@ class VProbe(nn.Module):
 
         def add_update(module, inputs, embed):
             delta = self.U[tokens] @ self.V
+            if self.update == "all":
+                return embed + delta
             return embed + delta * appended[..., None].to(embed.dtype)
 
         # a handle of our own on hook_embed, removed in ``finally``: other hooks the user attached stay in place
@@ -156,13 +177,28 @@ class VProbe(nn.Module):
         return self.head(self.states(model, tokens, end, appended))
 
     @torch.no_grad()
-    def predict(self, model, ex: VExamples, batch_size: int = 64) -> Int[torch.Tensor, " n"]:
+    def all_states(self, model, ex: VExamples, batch_size: int = 64) -> Float[torch.Tensor, "n d_model"]:
+        """States of every example, in batches of similar length (little padding), returned in input order."""
         dev = model.W_E.device
-        out = []
+        order = sorted(range(len(ex)), key=lambda i: len(ex.prefixes[i]) + len(ex.suffixes[i]))
+        out = torch.zeros(len(ex), model.cfg.d_model)
         for s in range(0, len(ex), batch_size):
-            rows = list(range(s, min(s + batch_size, len(ex))))
-            out.append(self(model, *ex.batch(rows, device=dev)).argmax(-1).cpu())
-        return torch.cat(out) if out else torch.zeros(0, dtype=torch.long)
+            rows = order[s : s + batch_size]
+            out[rows] = self.states(model, *ex.batch(rows, device=dev)).cpu()
+        return out
+
+    @torch.no_grad()
+    def predict(self, model, ex: VExamples, batch_size: int = 64) -> Int[torch.Tensor, " n"]:
+        return self.head(self.all_states(model, ex, batch_size).to(self.head.weight.device)).argmax(-1).cpu()
+
+    @torch.no_grad()
+    def fires(self, model, ids: list[int], start: int) -> bool:
+        """Decoding-time use (the regret detector): label 0 ("cannot be computed") at the last token of ``ids``,
+        the tokens from ``start`` on counting as the appended ones."""
+        tokens = torch.tensor([ids], device=model.W_E.device)
+        end = torch.tensor([len(ids) - 1], device=tokens.device)
+        appended = torch.arange(len(ids), device=tokens.device)[None] >= start
+        return bool(self(model, tokens, end, appended).argmax(-1)[0] == 0)
 
 
 def check_fits(model, ex: VExamples) -> None:
@@ -171,48 +207,94 @@ def check_fits(model, ex: VExamples) -> None:
         raise ValueError(f"probe inputs of up to {longest} tokens exceed the model's n_ctx = {model.cfg.n_ctx}")
 
 
-def fit_v_probe(model, train: VExamples, layer: int, n_classes: int, rank: int = 8, steps: int = 300,
+def fit_head(states: Float[torch.Tensor, "n d"], labels: Int[torch.Tensor, " n"], head: nn.Linear,
+             max_iter: int = 200, l2: float = 1e-4) -> None:
+    """Fit ``head`` (in place) to convergence on fixed states: L-BFGS on the convex softmax regression."""
+    opt = torch.optim.LBFGS(head.parameters(), lr=1, max_iter=max_iter, tolerance_grad=1e-6,
+                            line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(head(states), labels) + l2 * head.weight.square().sum()
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+
+
+def fit_v_probe(model, train: VExamples, layer: int, n_classes: int, rank: int = 8, steps: int = 100,
                 lr: float = 3e-3, batch_size: int = 32, seed: int = 0, progress: bool = False,
-                desc: str = "v_probe") -> VProbe:
-    """Train a :class:`VProbe` on the frozen ``model`` (its parameters get no gradient and stay unchanged)."""
+                desc: str = "v_probe", update: str = "all", patience: int = 25, tol: float = 0.01,
+                head_examples: int = 1024) -> VProbe:
+    """Train a :class:`VProbe` on the frozen ``model`` (its parameters get no gradient and stay unchanged).
+
+    Two stages, both to convergence: (1) the head alone on the frozen ``[END]`` states of (up to
+    ``head_examples``) training examples (the update starts at zero, so these are the model's own states), by
+    L-BFGS; (2) head and rank-r update jointly by AdamW on random minibatches until the running training loss has
+    not fallen by a fraction ``tol`` for ``patience`` steps, or ``steps`` (a ceiling). The paper draws fresh
+    problems for every batch; a training pool larger than ``steps * batch_size`` comes close (each example seen
+    about once), so the running loss tracks held-out loss rather than memorisation. ``fit_info`` records the joint
+    steps taken, whether the plateau was reached, and the training loss and accuracy (on the head-stage subset).
+    """
     from tqdm.auto import tqdm
 
     layer = check_layer(model, layer)
-    check_positive(rank=rank, steps=steps, batch_size=batch_size)
+    check_positive(rank=rank, steps=steps, batch_size=batch_size, patience=patience)
     if len(train) == 0:
         raise ValueError("no probe training examples")
     check_fits(model, train)
     dev = model.W_E.device
-    probe = VProbe(model.cfg.d_vocab, model.cfg.d_model, n_classes, layer, rank, seed).to(dev)
-    opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1 - s / steps)
+    probe = VProbe(model.cfg.d_vocab, model.cfg.d_model, n_classes, layer, rank, seed, update).to(dev)
     grad_state = [p.requires_grad for p in model.parameters()]
     for p in model.parameters():
         p.requires_grad_(False)
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     labels = train.labels.to(dev)
+    taken, converged, best, since = 0, False, float("inf"), 0
+    sub = train.subset(range(min(len(train), head_examples)))
     try:
-        for _ in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
+        fit_head(probe.all_states(model, sub).to(dev), sub.labels.to(dev), probe.head)
+        opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=0.0)
+        ema = None
+        for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
             rows = torch.randint(len(train), (min(batch_size, len(train)),), generator=gen).tolist()
-            logits = probe(model, *train.batch(rows, device=dev))
-            loss = F.cross_entropy(logits, labels[rows])
+            loss = F.cross_entropy(probe(model, *train.batch(rows, device=dev)), labels[rows])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            sched.step()
+            taken = step + 1
+            lv = float(loss.detach())
+            ema = lv if ema is None else 0.9 * ema + 0.1 * lv
+            if ema < best * (1 - tol):
+                best, since = ema, 0
+            else:
+                since += 1
+            if since >= patience or ema < 1e-3:
+                converged = True
+                break
     finally:
         for p, g in zip(model.parameters(), grad_state):
             p.requires_grad_(g)
-    return probe.eval()
+    probe.eval()
+    with torch.no_grad():
+        logits = probe.head(probe.all_states(model, sub).to(dev))
+        y = sub.labels.to(dev)
+        probe.fit_info = {"steps": taken, "converged": converged,
+                          "train_loss": float(F.cross_entropy(logits, y)),
+                          "train_acc": float((logits.argmax(-1) == y).float().mean())}
+    return probe
 
 
 def score(pred: torch.Tensor, labels: torch.Tensor, train_labels: torch.Tensor) -> dict[str, Any]:
-    """Accuracy overall and per label value, and the majority (of the training labels) guess's accuracy."""
+    """Accuracy overall and per label value, the balanced accuracy (mean of the per-label accuracies), and the
+    majority (of the training labels) guess's accuracy."""
     majority = int(torch.bincount(train_labels).argmax())
     by = {int(v): float((pred[labels == v] == v).float().mean()) for v in labels.unique().tolist()}
+    n_by = {int(v): int((labels == v).sum()) for v in labels.unique().tolist()}
     return {"acc": float((pred == labels).float().mean()), "majority": float((labels == majority).float().mean()),
-            "by_label": by, "n": int(labels.numel())}
+            "majority_label": majority, "balanced_acc": sum(by.values()) / max(len(by), 1),
+            "by_label": by, "n_by_label": n_by, "n": int(labels.numel())}
 
 
 # ---- the analysis --------------------------------------------------------------------------------------------
@@ -220,10 +302,11 @@ def score(pred: torch.Tensor, labels: torch.Tensor, train_labels: torch.Tensor) 
 
 @dataclass
 class VProbeResult(AnalysisResult):
-    """One V-probe's accuracy, majority baseline and per-label accuracy per model and layer."""
+    """One V-probe's accuracy beside the majority guess and the random-init control, per model and layer; with
+    the balanced accuracy, per-label accuracy and the training record (steps, converged, train accuracy)."""
     probe: str
     layers: list[int]
-    #: one record per (model, layer): acc, majority, by_label {label: acc}, n
+    #: one record per (model, layer): acc, balanced_acc, majority, by_label {label: acc}, n, steps, converged, ...
     records: list[dict[str, Any]] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)
 
@@ -237,20 +320,37 @@ class VProbeResult(AnalysisResult):
     def accuracy(self, layer: int | None = None, model: str = "trained") -> float:
         return self.record(layer, model)["acc"]
 
+    def headlines(self) -> list[dict[str, Any]]:
+        """The last-layer accuracy beside control and majority; for a lopsided label (majority >= 70%, where the
+        paper's Fig. 12 splits by label) also each label's accuracy beside the control's on that label."""
+        if not any(r["model"] == "trained" for r in self.records):
+            return []
+        t = self.record()
+        c = self.record(model="random-init") if any(r["model"] == "random-init" for r in self.records) else None
+        out = [headline(f"{self.probe} acc", t["acc"], t["n"], c and c["acc"], t["majority"])]
+        if t["majority"] >= 0.7 and len(t["by_label"]) == 2:
+            for y, acc in sorted(t["by_label"].items()):
+                out.append(headline(f"{self.probe} acc on label {y}", acc, t["n_by_label"][y],
+                                    c and c["by_label"].get(y), 1.0 if y == t["majority_label"] else 0.0))
+        out.append(headline(f"{self.probe} balanced acc", t["balanced_acc"], t["n"], c and c["balanced_acc"],
+                            1 / max(len(t["by_label"]), 1)))
+        return out
+
     def rows(self) -> list[dict[str, Any]]:
         out = []
         for r in self.records:
             row = {"probe": self.probe, "model": r["model"], "layer": r["layer"], "acc": r["acc"],
-                   "majority": r["majority"], "n": r["n"]}
+                   "balanced acc": r["balanced_acc"], "majority": r["majority"], "n": r["n"]}
             if len(r["by_label"]) <= 4:
                 row.update({f"acc[y={k}]": v for k, v in sorted(r["by_label"].items())})
+            row.update({"train acc": r.get("train_acc"), "steps": r.get("steps"), "converged": r.get("converged")})
             out.append(row)
         return out
 
     def plot(self):
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(5, 3.2))
+        fig, (ax, hx) = plt.subplots(1, 2, figsize=(9, 3.4))
         for model in dict.fromkeys(r["model"] for r in self.records):
             rs = [r for r in self.records if r["model"] == model]
             ax.plot([r["layer"] for r in rs], [100 * r["acc"] for r in rs], "o-", label=model)
@@ -260,6 +360,10 @@ class VProbeResult(AnalysisResult):
         ax.set_ylabel("accuracy %")
         ax.set_title(f"V-probe {self.probe}")
         ax.legend(fontsize=7)
+        heads = self.headlines()
+        if heads:
+            draw_headlines(hx, heads)
+            hx.set_title("last layer: figure, control, majority")
         fig.tight_layout()
         return fig
 
@@ -279,10 +383,11 @@ def v_probe(
     probe: str = "nece",
     layer: int | list[int] | str | None = None,
     rank: int = 8,
-    n_train: int = 512,
+    n_train: int = 1024,
     n_test: int = 128,
     per_problem: int = 4,
-    balanced: bool = True,
+    balanced: bool = False,
+    update: str = "all",
     steps: int | None = None,
     lr: float | None = None,
     batch_size: int | None = None,
@@ -292,12 +397,19 @@ def v_probe(
 ) -> VProbeResult:
     """V-probe ``probe`` at ``layer`` (default the last; a list, or ``"all"`` for the per-layer depth sweep).
 
-    Train/test problems are drawn from the task's train split (seeds ``seed`` / ``seed + 1``), ``per_problem``
-    queries each (label-balanced by default; ``balanced=False`` samples queries uniformly, as the paper's
-    majority baselines of 55-95% suggest). The same probe on a random-init model of the same architecture is the control.
+    Paper defaults (Part 2.1 §4.1, App. E): queries drawn uniformly from all parameters (``balanced=True`` is the
+    label-balanced option), the rank-``rank`` update on the input embedding of every
+    token (``update="appended"``: appended tokens only), training until the loss plateaus (``steps`` is the
+    ceiling). Train/test problems come from the task's train split (seeds ``seed`` / ``seed + 1``),
+    ``per_problem`` queries each; the training pool (4,096 queries by default) is larger than the queries the
+    joint stage draws (at most 100 x 32), standing in for the paper's fresh problems per batch. Held-out n =
+    ``n_test * per_problem`` (512: a 95% interval of about +-4 points). The same probe on a random-init model of the same architecture is the control
+    (Fig. 7); ``.headlines()`` puts the figure beside it, the majority guess, n and a 95% Wilson interval.
     """
     if probe not in PROBES:
         raise ValueError(f"field 'probe' = {probe!r}: must be one of {PROBES}")
+    if update not in UPDATES:
+        raise ValueError(f"field 'update' = {update!r}: must be one of {UPDATES}")
     task = igsm_task(model, task)
     layers = layer_list(model, layer)
     check_positive(rank=rank, n_train=n_train, n_test=n_test, per_problem=per_problem)
@@ -311,8 +423,9 @@ def v_probe(
     for name, subject in subjects.items():
         for l in layers:
             vp = fit_v_probe(subject, train, l, n_classes_of(task, probe), rank, seed=seed, progress=progress,
-                             desc=f"v_probe {probe} {name} L{l}", **hp)
-            records.append({"model": name, "layer": l, **score(vp.predict(subject, test), test.labels, train.labels)})
+                             desc=f"v_probe {probe} {name} L{l}", update=update, **hp)
+            records.append({"model": name, "layer": l, **score(vp.predict(subject, test), test.labels, train.labels),
+                            **vp.fit_info})
     return VProbeResult(probe, layers, records, {**hp, "rank": rank, "n_train": n_train, "n_test": n_test,
                                                  "per_problem": per_problem, "balanced": balanced,
-                                                 "seed": seed})
+                                                 "update": update, "seed": seed})

@@ -179,5 +179,139 @@ def main(argv=None) -> int:
     return 0
 
 
+# ---- headline figures of the issue-16 analyses, and re-measuring them on a shipped model ------------------------
+
+#: analyses whose card figures carry headline records (figure, control, majority, n, CI or seed range, verdict)
+OWN = ("analyses.v_probe", "analyses.regret_probe", "analyses.retry_upon_regret", "analyses.attention_boundary",
+       "analyses.generation")
+PAPER = {"nece acc": 99.0, "can_next acc": 99.0, "regret probe held-out acc": 99.0, "first mistakes caught": 60.0}
+
+
+def own_calls(model) -> list[str]:
+    """The default calls (the paper's measures) whose headline figures go on the card."""
+    spec = model.cfg.task
+    if spec["kind"] == "igsm":
+        import tasks
+
+        t = tasks.from_spec(spec)
+        sets = (f"op={t.config.op_max}", f"op={t.ood_ops()[0]}")
+        return ['analyses.v_probe(model, probe="nece")', 'analyses.v_probe(model, probe="can_next")',
+                "analyses.regret_probe(model)", f"analyses.retry_upon_regret(model, n=64, sets={sets!r})"]
+    calls = [f"analyses.attention_boundary(model, n={96 if spec.get('grammar') != 'demo' else 192})"]
+    if spec.get("grammar") == "demo":  # cfg3b's 0% generation is left as measured (a random network cannot do worse)
+        calls.insert(0, "analyses.generation(model, n=256, cut=20, controls=True)")
+    return calls
+
+
+def headline_figures(result, call: str) -> list[dict]:
+    """Card figures from ``result.headlines()``: value and control in % (raw for non-percent figures), with n, the
+    interval, the majority guess and the verdict in plain words (also spelled out in ``note``)."""
+    figs = []
+    for h in result.headlines():
+        k = 100 if h.get("percent", True) else 1
+        r = (lambda v: None if v is None or v != v else round(k * v, 1 if k == 100 else 4))
+        fig = {"metric": h["metric"] + (" %" if k == 100 else ""), "value": r(h["value"]), "command": call,
+               "n": h["n"], "lo": r(h["lo"]), "hi": r(h["hi"]), "spread": h["spread"], "control": r(h["control"]),
+               "control_name": h.get("control_name"), "majority": r(h["majority"]), "verdict": h["verdict"]}
+        if h.get("false_alarm") is not None:
+            fig.update(false_alarm=r(h["false_alarm"]), control_false_alarm=r(h.get("control_false_alarm")),
+                       n_false_alarm=h.get("n_false_alarm"))
+        if h["metric"] in PAPER:
+            fig["paper_value"] = PAPER[h["metric"]]
+        bits = [f"n={h['n']}", f"{h['spread']} [{fig['lo']}, {fig['hi']}]"]
+        if fig["control"] is not None:
+            bits.append(f"{fig['control_name']} {fig['control']}")
+        if fig["majority"] is not None:
+            bits.append(f"majority guess {fig['majority']}")
+        if fig.get("false_alarm") is not None:
+            bits.append(f"false alarms {fig['false_alarm']}% of {fig['n_false_alarm']} correct steps "
+                        f"(control {fig['control_false_alarm']}%)")
+        fig["note"] = "; ".join(bits) + f". {h['verdict']}"
+        figs.append(fig)
+    return figs
+
+
+def measure_own(model, out: Path, log=print, which: list[int] | None = None) -> list[dict]:
+    """Run :func:`own_calls` (those at indices ``which``) on ``model``; save each result under ``out``; return
+    the card figures."""
+    figs = []
+    calls = own_calls(model)
+    for call in [calls[i] for i in (which if which is not None else range(len(calls)))]:
+        t = time.time()
+        result = eval(call[:-1] + ", progress=False)", {"analyses": analyses, "model": model})
+        name = call.split("(")[0].split(".")[-1] + "".join(f"_{x}" for x in ("nece", "can_next") if f'"{x}"' in call)
+        result.save(out / name)
+        new = headline_figures(result, call)
+        if hasattr(result, "kl"):  # generation: the KL beside the random-init model's
+            ctl = (result.control or {}).get("kl")
+            new.append({"metric": "KL(truth || model) nats/pos", "value": float(f"{result.kl:.3g}"), "command": call,
+                        "paper_value": {"rot": 0.0006, "abs": 0.00455}.get(model.cfg.positional),
+                        "control": None if ctl is None else float(f"{ctl:.3g}"), "control_name": "random-init control",
+                        "note": "paper value: cfg3f" + ("" if ctl is None else f"; random-init control {ctl:.3g}")})
+        log(f"{call}: {time.time() - t:.0f} s\n{result.table()}")
+        figs += new
+    return figs
+
+
+def _own(f: dict) -> bool:
+    return f["command"].startswith(OWN) and not f["command"].startswith("analyses.generation(model, n=256, cut=50)")
+
+
+def refresh_detection(fig: dict) -> dict:
+    """Recompute a stored detection figure's verdict and note from its numbers (with the current wording)."""
+    from analyses.result import verdict
+
+    if fig.get("false_alarm") is None:
+        return fig
+    h = {"value": fig["value"] / 100, "n": fig["n"], "false_alarm": fig["false_alarm"] / 100,
+         "n_false_alarm": fig["n_false_alarm"], "control": fig["control"] / 100,
+         "control_false_alarm": fig["control_false_alarm"] / 100}
+    fig["verdict"] = verdict(h)
+    fig["note"] = fig["note"].rsplit(". ", 1)[0] + f". {fig['verdict']}"
+    return fig
+
+
+def apply_figures(name: str, after: list[dict]) -> dict:
+    """Replace the issue-16 analyses' figures on a shipped model's card with ``after`` (re-measured headline
+    figures; other analyses' figures are kept untouched); returns {"before": [...], "after": [...]}."""
+    from plm_interp.pretrained import model_dir
+    from plm_interp.pretrained.card import check_card, render_markdown
+
+    d = model_dir(name)
+    card = json.loads((d / "card.json").read_text())
+    own = _own
+    before = [f for f in card["figures"] if own(f)]
+    after = [refresh_detection(f) for f in after]
+    for f in card["figures"]:  # kept generation figures (not re-run): their n, 95% interval and verdict
+        if f["command"].startswith("analyses.generation(") and f["metric"].startswith("generation accuracy"):
+            from analyses.result import wilson
+
+            lo, hi = wilson(f["value"] / 100 * 256, 256)
+            f.update(n=256, lo=round(100 * lo, 1), hi=round(100 * hi, 1), spread="95% CI")
+            if f["value"] == 0:
+                f["verdict"] = "0 valid strings: no better than a random-init network (which cannot do worse)"
+                f["note"] = f"n=256; 95% CI [{f['lo']}, {f['hi']}]. {f['verdict']}"
+    card["figures"] = [f for f in card["figures"] if not own(f)] + after
+    check_card(card, name)
+    (d / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
+    (d / "MODEL_CARD.md").write_text(render_markdown(card))
+    return {"before": before, "after": after}
+
+
 if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) > 3 and sys.argv[1] == "--measure":  # --measure NAME OUT.json [CALL INDICES...]
+        from plm_interp.pretrained import load_pretrained
+
+        torch.set_num_threads(1)
+        which = [int(x) for x in sys.argv[4:]] or None
+        m = load_pretrained(sys.argv[2]).eval()
+        figs = measure_own(m, ROOT / "docs" / "figures" / sys.argv[2], which=which)
+        Path(sys.argv[3]).write_text(json.dumps(figs, indent=1))
+        raise SystemExit(0)
+    if len(sys.argv) > 3 and sys.argv[1] == "--apply":  # --apply NAME FIGS.json... (in call order) -> card
+        figs = [f for path in sys.argv[3:] for f in json.loads(Path(path).read_text())]
+        print(json.dumps(apply_figures(sys.argv[2], figs), indent=1))
+        raise SystemExit(0)
     raise SystemExit(main())

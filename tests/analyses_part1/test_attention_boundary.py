@@ -43,6 +43,21 @@ def _forced_hook(samples, level):
     return hook
 
 
+def _forced_hook_any(model, draws, level):
+    """:func:`_forced_hook` for whichever of ``draws`` is running (told apart by its tokens, seen by a wrapper
+    of ``model.forward``). Returns (hook, undo)."""
+    table = {tuple(d.tokens[0].tolist()[:20]): _forced_hook(d, level) for d in draws}
+    seen, orig = {}, model.forward
+
+    def forward(tokens, *a, **k):
+        seen["t"] = tokens
+        return orig(tokens, *a, **k)
+
+    model.forward = forward
+    hook = lambda pattern, hook: table[tuple(seen["t"][0].tolist()[:20])](pattern, hook)
+    return hook, lambda: model.__dict__.pop("forward")
+
+
 def _brute_force(patterns, samples, levels, max_offset, max_rank):
     """Ā, mean B per pair kind and the adjacency curve by explicit loops over (string, query, key)."""
     A = np.stack([p.numpy() for p in patterns], 1)                  # [b, layer, head, q, k]
@@ -80,6 +95,37 @@ def _brute_force(patterns, samples, levels, max_offset, max_rank):
     return bias, pair_mean, adj_mean
 
 
+def _brute_force_cross(patterns, samples, levels, max_offset, max_rank, bias):
+    """B_{l->l'}(r) with b and with b# (b#(t) = the shallowest analysed level ending at t) by explicit loops;
+    r = number of level-l' NT-ends among the terminals in [i, j)."""
+    A = np.stack([p.numpy() for p in patterns], 1)
+    term, ends = samples.terminal_mask.numpy(), samples.b.numpy()
+    n, L, H, T, _ = A.shape
+    nl = len(levels)
+    acc = {(v, q, k, r): [] for v in range(2) for q in range(nl) for k in range(nl) for r in range(1, max_rank + 1)}
+    sharp = lambda b, t: next((x for x, lv in enumerate(levels) if ends[b, t, lv]), -1)
+    for b in range(n):
+        for j in range(T):
+            if not term[b, j]:
+                continue
+            for i in range(max(0, j - max_offset), j):
+                if not term[b, i]:
+                    continue
+                B = A[b, :, :, j, i] - bias[..., j - i]
+                for q, lq in enumerate(levels):
+                    for k, lk in enumerate(levels):
+                        r = sum(1 for t in range(i, j) if term[b, t] and ends[b, t, lk])
+                        if not 1 <= r <= max_rank:
+                            continue
+                        if ends[b, j, lq] and ends[b, i, lk]:
+                            acc[(0, q, k, r)].append(B)
+                        if sharp(b, j) == q and sharp(b, i) == k:
+                            acc[(1, q, k, r)].append(B)
+    mean = lambda xs: np.mean(xs, 0) if xs else np.full((L, H), np.nan)
+    return [np.stack([np.stack([np.stack([mean(acc[(v, q, k, r)]) for r in range(1, max_rank + 1)], -1)
+                                for k in range(nl)], -2) for q in range(nl)], -3) for v in range(2)]
+
+
 def test_forced_previous_nt_end_head_matches_brute_force():
     task = CFGTask("demo")
     model = _model(task)
@@ -87,7 +133,7 @@ def test_forced_previous_nt_end_head_matches_brute_force():
     max_offset, max_rank = 40, 4
     with model.hooks(fwd_hooks=[(HOOK, _forced_hook(samples, LEVEL))]):
         r = analyses.attention_boundary(model, n=N, seed=0, max_offset=max_offset, max_rank=max_rank,
-                                        batch_size=N, progress=False)
+                                        batch_size=N, seeds=1, progress=False)
         _, cache = model.run_with_cache(samples.tokens, names_filter=lambda k: k.endswith("hook_pattern"))
     patterns = [cache[f"blocks.{l}.attn.hook_pattern"] for l in range(model.cfg.n_layers)]
     assert torch.equal(patterns[0][:, 0].amax(-1), torch.ones_like(patterns[0][:, 0, :, 0]))  # the hook took
@@ -95,18 +141,47 @@ def test_forced_previous_nt_end_head_matches_brute_force():
     np.testing.assert_allclose(r.position_bias.numpy(), bias, atol=1e-5)
     np.testing.assert_allclose(r.pair_mean.numpy(), pair_mean, atol=1e-5)
     np.testing.assert_allclose(r.adjacent.numpy(), adj_mean, atol=1e-5)
+    cross, sharp = _brute_force_cross(patterns, samples, r.levels, max_offset, max_rank, bias)
+    np.testing.assert_allclose(r.adjacent_cross.numpy(), cross, atol=1e-5)
+    np.testing.assert_allclose(r.adjacent_sharp.numpy(), sharp, atol=1e-5)
 
     li = r.levels.index(LEVEL)
     head = r.pair_mean[0, 0, li]
     assert head[0] > 0.1 and head[0] > 3 * head[1:].abs().max()          # end->end stands out
     assert r.adjacent[0, 0, li, 0] > 0.5                                 # the nearest NT-end, r = 1
     assert (r.adjacent[0, 0, li, 1:].nan_to_num().abs() < 0.1).all()     # ... and only the nearest
+    # the kinds are compared on the same head: the forced head is the best end->end head and its three other
+    # kinds are read from that head, not from whichever head maximises each
+    sh = r.same_head(LEVEL)
+    assert (sh["layer"], sh["head"]) == (0, 0)
+    assert [sh[k] for k in PAIR_KINDS] == pytest.approx(r.pair_mean[0, 0, li].tolist())
+
+
+def test_seed_spread_sums_to_the_pooled_figure():
+    """``seeds`` independent draws: their per-seed B, weighted by pair counts, recombine into the pooled B only if
+    the draws are disjoint slices of the data; and a headline carries the seed range around the figure."""
+    task = CFGTask("demo")
+    model = _model(task)
+    hook, undo = _forced_hook_any(model, [task.sample(3, seed=k) for k in range(3)], LEVEL)
+    try:
+        with model.hooks(fwd_hooks=[(HOOK, hook)]):
+            r = analyses.attention_boundary(model, n=9, seed=0, max_offset=40, max_rank=4, seeds=3, progress=False)
+            singles = [analyses.attention_boundary(model, n=3, seed=k, max_offset=40, max_rank=4, seeds=1,
+                                                   progress=False) for k in range(3)]
+    finally:
+        undo()
+    for k in range(3):  # seed k's figure is exactly the one-seed run on task.sample(3, seed=k)
+        np.testing.assert_allclose(r.pair_mean_seeds[k].numpy(), singles[k].pair_mean.numpy(), atol=1e-6)
+    h = r.headlines()[0]
+    assert h["metric"].startswith("B end->end L0H0") and len(h["seeds"]) == 3
+    assert h["lo"] == min(h["seeds"]) and h["hi"] == max(h["seeds"])
+    assert "exceeds every other kind on this head at every seed" in h["verdict"]
 
 
 def test_uni_position_bias_is_the_analytic_window_profile():
     task = CFGTask("demo")
     model = _model(task, positional="uni", n_heads=4)
-    r = analyses.attention_boundary(model, n=N, seed=1, max_offset=30, batch_size=4, progress=False)
+    r = analyses.attention_boundary(model, n=N, seed=1, max_offset=30, batch_size=4, seeds=1, progress=False)
     lengths = task.sample(N, seed=1).lengths.tolist()
     windows = window_sizes(4, model.cfg.uni_window_rule)
     for p in range(31):

@@ -53,8 +53,17 @@ def test_an_exact_model_is_perfect_and_matches_the_true_entropy():
     assert r.accuracy == {"cut0": 1.0, "cut1": 1.0}
     assert r.kl < 1e-6
     assert r.entropy_bits_model == pytest.approx(1.0) and r.entropy_bits_truth == pytest.approx(1.0)
-    assert r.birthday_support == pytest.approx(40**2 / (2 * 2 * math.comb(20, 2)), rel=0.5)
-    assert 0 < r.distinct_strings <= 2 / 40 + 1e-9
+    assert r.distinct_strings == 2 / 40   # both strings of the language, and nothing else
+    # N^2 / (2 * colliding pairs): with k copies of one string and 40 - k of the other, pairs = C(k,2) + C(40-k,2)
+    assert any(r.birthday_support == 40**2 / (2 * (math.comb(k, 2) + math.comb(40 - k, 2))) for k in range(1, 40))
+
+
+def test_greedy_exact_model_collides_on_every_pair():
+    """At temperature 0 every cut0 sample is the same string: exactly C(40, 2) colliding pairs, one distinct."""
+    task = CFGTask(TWO)
+    r = analyses.generation(Oracle(task), n=40, cut=1, kl_strings=8, temperature=0.0, progress=False)
+    assert r.accuracy == {"cut0": 1.0, "cut1": 1.0}
+    assert r.distinct_strings == 1 / 40 and r.birthday_support == 40**2 / (2 * math.comb(40, 2))
 
 
 def test_a_random_model_is_far_from_the_language():

@@ -38,17 +38,11 @@ def test_retry_model_still_solves_in_distribution(model, recorded):
                                                       abs=0.05)
 
 
-def test_regret_probe_reads_readiness_far_above_control(model, recorded):
-    """After "Define A as", a linear head tells computable A from not-computable A; a random network cannot."""
-    r = analyses.regret_probe(model, n_train=256, n_test=64, n_gen=64, progress=False)
-    trained, control = r.record()["acc"], r.record(model="random-init")["acc"]
-    assert round(100 * trained, 1) == pytest.approx(
-        recorded["regret probe (can A be computed after 'Define A as') held-out %"], abs=0.5)
-    assert trained >= 0.9 and trained > control + 0.3
+from card_remeasure import card_commands, check_command  # noqa: E402
 
 
-def test_can_next_v_probe_beats_random_init(model, recorded):
-    """Item 7 of issue 7: the can_next V-probe ([START] A [END] at a sentence end) beats the random-init control."""
-    r = analyses.v_probe(model, probe="can_next", progress=False)
-    assert round(100 * r.accuracy(), 1) == pytest.approx(recorded["V-probe can_next %, trained"], abs=0.5)
-    assert r.accuracy() > r.accuracy(model="random-init") + 0.05
+@pytest.mark.parametrize("command", card_commands(NAME))
+def test_every_card_figure_of_the_probes_and_retry_is_re_measured(model, command):
+    """Every V-probe / regret-probe / retry figure on the card again, with its own command (seeded), and every
+    margin its verdict claims (over the random-init control, the majority guess or greedy) again."""
+    check_command(NAME, command, model)

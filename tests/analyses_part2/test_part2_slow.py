@@ -33,11 +33,11 @@ def test_small_model_solves_in_distribution(model, recorded):
     assert next(x for x in r.records if x["op"] == "all")["unnecessary_params"] == 0
 
 
-@pytest.mark.parametrize("probe", ["nece", "can_next"])
-def test_v_probes_reproduce_the_card_and_beat_majority(model, recorded, probe):
-    """The card's figure again (probes are seeded), well above the majority guess. Against the random-init control
-    the margin is small and moves with the seed at this scale (docs/part2_analyses.md), so it is recorded, not
-    asserted."""
-    r = analyses.v_probe(model, probe=probe, n_train=256, n_test=64, steps=200, progress=False)
-    assert round(100 * r.accuracy(), 1) == pytest.approx(recorded[f"V-probe {probe} %, trained"], abs=0.5)
-    assert r.accuracy() > r.record()["majority"] + 0.1
+from card_remeasure import card_commands, check_command  # noqa: E402
+
+
+@pytest.mark.parametrize("command", card_commands("igsm-small"))
+def test_every_card_figure_of_the_probes_and_retry_is_re_measured(model, command):
+    """Every V-probe / regret-probe / retry figure on the card again, with its own command (seeded), and every
+    margin its verdict claims (over the random-init control, the majority guess or greedy) again."""
+    check_command("igsm-small", command, model)
