@@ -105,7 +105,7 @@ def nt_probe(
     width: int = PROBE["width"],
     ridge: float = RIDGE,
     max_iter: int | None = None,
-    loss_tol: float | None = None,
+    rel_tol: float | None = None,
     controls: bool = True,
     seed: int = 0,
     progress: bool = True,
@@ -136,7 +136,7 @@ def nt_probe(
     if train.tokens.shape[1] > model.cfg.n_ctx or test.tokens.shape[1] > model.cfg.n_ctx:
         raise ValueError(f"strings of up to {max(train.tokens.shape[1], test.tokens.shape[1])} tokens exceed the "
                          f"model's n_ctx = {model.cfg.n_ctx}")
-    hp = dict(n_heads=n_heads, width=width, ridge=ridge, max_iter=max_iter, loss_tol=loss_tol)
+    hp = dict(n_heads=n_heads, width=width, ridge=ridge, max_iter=max_iter, rel_tol=rel_tol)
     with torch_threads() as cores:
         subjects = control_subjects(model, controls, seed)
         n_fits = len(layer_list) * len(level_list) * len(PROBE_KINDS)
@@ -154,7 +154,7 @@ def nt_probe(
                 for layer in layer_list:
                     records += _probe_layer(subject, name, acts["train"][layer], acts["test"][layer], layer, train,
                                             test, level_list, hp, seed, bar)
-    stop = {**STOP, **{k: hp[k] for k in ("max_iter", "loss_tol") if hp[k] is not None}}
+    stop = {**STOP, **{k: hp[k] for k in ("max_iter", "rel_tol") if hp[k] is not None}}
     return NTProbeResult(grammar=task.grammar.name, layers=layer_list, levels=level_list, records=records,
                          settings={"n_heads": n_heads, "width": width, "ridge": ridge, "optimiser": "L-BFGS",
                                    "stop": stop, "budget_set": max_iter is not None, "n_train": n_train,
@@ -189,7 +189,7 @@ def _probe_layer(model, name, acts_tr, acts_te, layer, train, test, levels, hp, 
         for kind in PROBE_KINDS:
             probe = MultiHeadLinearProbe(model.cfg.d_model, 2 if kind == "end_bit" else n_cls, n_ctx,
                                          hp["n_heads"], hp["width"], MODES[kind], seed=seed)
-            report = fit_probe(probe, acts_tr, valid_tr, tr[kind], ridge=hp["ridge"], loss_tol=hp["loss_tol"],
+            report = fit_probe(probe, acts_tr, valid_tr, tr[kind], ridge=hp["ridge"], rel_tol=hp["rel_tol"],
                                max_iter=hp["max_iter"])
             bar.advance(1)
             labels = te[kind]

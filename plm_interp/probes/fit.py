@@ -13,6 +13,13 @@ How each mode is fitted, all by :func:`plm_interp.probes.lbfgs.fit_lbfgs` on fea
   the mixing logits ⟨P_i, P_k⟩ are read from the Gram matrix's three diagonals.
 * ``full``: the probe's own forward pass on the padded batch (no ``[batch, head, pos, pos]`` tensor is built).
 
+Whitening: residual-stream features are badly conditioned (a few directions carry most of the variance), and a
+first- or second-order method then needs ~1000 iterations for a linear probe. Each fit runs on whitened
+features z = (x − μ) M (μ, M from the valid positions' mean and covariance; directions without variance
+dropped) and writes the equivalent map of the raw features back into the probe: the family is unchanged (a linear
+map of z is a linear map of x), and the ridge is defined on the weights of z, so it does not depend on the
+units of any direction of the residual stream.
+
 Warm start of the mixing probes: from the seeded random P the mixing is close to uniform over the whole string,
 an almost flat region of the loss (the average of all positions carries little of a local label) where a
 full-batch method stalls. Both mixing modes therefore start from the fitted diagonal probe (the same map in
@@ -32,16 +39,40 @@ from plm_interp.probes.lbfgs import FitReport, fit_lbfgs
 from plm_interp.probes.multihead import MultiHeadLinearProbe
 
 #: ridge strength on the mean loss (the same on every device and for every mode)
-RIDGE = 1e-4
+RIDGE = 1e-3
+
+
+class Whitener:
+    """``z = (x − mean) @ M`` with identity covariance over the valid positions (module doc)."""
+
+    def __init__(self, acts: Float[torch.Tensor, "n pos d_model"], valid: Bool[torch.Tensor, "n pos"]):
+        x = acts[valid].double()
+        self.mean = x.mean(0)
+        evals, evecs = torch.linalg.eigh(torch.cov(x.T, correction=0))
+        keep = evals > evals.max() * 1e-7
+        self.M = (evecs[:, keep] / evals[keep].sqrt()).float()
+        self.mean = self.mean.float()
+
+    def __call__(self, acts: torch.Tensor) -> torch.Tensor:
+        return (acts - self.mean) @ self.M
+
+    @torch.no_grad()
+    def to_raw(self, linear: torch.nn.Linear, weight: torch.Tensor, bias: torch.Tensor) -> None:
+        """Write ``z ↦ weight z + bias`` into ``linear`` as the equal map of the raw features."""
+        raw = weight @ self.M.T
+        linear.weight.copy_(raw)
+        linear.bias.copy_(bias - raw @ self.mean)
 
 
 def fit_probe(probe: MultiHeadLinearProbe, acts: Float[torch.Tensor, "n pos d_model"],
               valid: Bool[torch.Tensor, "n pos"], labels: Int[torch.Tensor, "n pos"], ridge: float = RIDGE,
-              loss_tol: float | None = None, grad_tol: float | None = None, max_iter: int | None = None,
-              warm_start: bool = True, on_eval=None) -> FitReport:
+              rel_tol: float | None = None, grad_tol: float | None = None, max_iter: int | None = None,
+              warm_start: bool = True, whitener: Whitener | None = None,
+              white: torch.Tensor | None = None, on_eval=None) -> FitReport:
     """Fit ``probe`` in place to predict ``labels`` (-1: not scored) from ``acts``; returns how the fit ended.
 
-    ``warm_start=False`` starts the mixing probes from their seeded weights as they are (module doc)."""
+    ``warm_start=False`` starts the mixing probes from their seeded weights as they are (module doc). A caller
+    fitting several probes on the same features passes ``whitener`` (and ``white = whitener(acts)``) once."""
     if acts.shape[:2] != labels.shape or valid.shape != labels.shape:
         raise ValueError(f"acts {tuple(acts.shape)}, valid {tuple(valid.shape)} and labels {tuple(labels.shape)} "
                          "must agree on [n, pos]")
@@ -49,26 +80,33 @@ def fit_probe(probe: MultiHeadLinearProbe, acts: Float[torch.Tensor, "n pos d_mo
         raise ValueError("the probe training set is empty (no position has a label >= 0)")
     if not ridge >= 0:
         raise ValueError(f"ridge = {ridge!r} must be >= 0")
-    stop = dict(loss_tol=loss_tol, grad_tol=grad_tol, max_iter=max_iter, on_eval=on_eval)
+    stop = dict(rel_tol=rel_tol, grad_tol=grad_tol, max_iter=max_iter, on_eval=on_eval)
+    whitener = whitener or Whitener(acts, valid)
+    z = whitener(acts) if white is None else white
+    H, C = probe.n_heads, probe.n_classes
+    # the probe's map, re-expressed on the whitened features (fitted there, written back at the end)
+    f = torch.nn.Linear(z.shape[-1], H * C)
+    with torch.no_grad():
+        f.weight.copy_(probe.f.weight @ torch.linalg.pinv(whitener.M).T)
+        f.bias.copy_(probe.f.bias + probe.f.weight @ whitener.mean)
     if probe.mode == "diagonal":
-        return _fit_diagonal(probe, acts, labels, ridge, stop)
-    if warm_start:
-        _warm_start(probe, acts, labels, ridge, stop)
-    if probe.mode == "tridiagonal":
-        return _fit_tridiagonal(probe, acts, valid, labels, ridge, stop)
-    return _fit_full(probe, acts, valid, labels, ridge, stop)
+        report = _fit_diagonal(f, H, C, z, labels, ridge, stop)
+    else:
+        if warm_start:
+            _warm_start(f, probe.P, H, C, z, labels, ridge, stop)
+        fit = _fit_tridiagonal if probe.mode == "tridiagonal" else _fit_full
+        report = fit(f, probe.P, H, C, z, valid, labels, ridge, stop)
+    whitener.to_raw(probe.f, f.weight, f.bias)
+    return report
 
 
 @torch.no_grad()
-def _warm_start(probe, acts, labels, ridge, stop) -> None:
+def _warm_start(f, P, H, C, z, labels, ridge, stop) -> None:
     """Diagonal solution in every head, P scaled to favour the self position (module doc)."""
-    diag = MultiHeadLinearProbe(acts.shape[-1], probe.n_classes, 1, probe.n_heads, 1, "diagonal")
     with torch.enable_grad():
-        _fit_diagonal(diag, acts, labels, ridge, {**stop, "on_eval": None})
-    probe.f.load_state_dict(diag.f.state_dict())
-    n_ctx = probe.P.shape[0]
-    self_logit = (probe.P * probe.P).sum(-1).mean()
-    probe.P.mul_(((math.log(n_ctx) + 2) / self_logit).sqrt())
+        _fit_diagonal(f, H, C, z, labels, ridge, {**stop, "on_eval": None})
+    self_logit = (P * P).sum(-1).mean()
+    P.mul_(((math.log(P.shape[0]) + 2) / self_logit).sqrt())
 
 
 def _penalty(ridge: float, *weights: torch.Tensor) -> torch.Tensor:
@@ -103,22 +141,22 @@ class _Factor(torch.nn.Module):
         P.copy_((self.F @ self.basis.transpose(1, 2)).permute(1, 0, 2))
 
 
-def _fit_diagonal(probe, acts, labels, ridge, stop) -> FitReport:
+def _fit_diagonal(f, H, C, z, labels, ridge, stop) -> FitReport:
+    """Σ_r f_r is one linear map: fit it as such, store it as 1/H of it in every head."""
     sel = labels >= 0
-    x, y = acts[sel], labels[sel]
-    H = probe.n_heads
-    lin = torch.nn.Linear(x.shape[-1], probe.n_classes)
-    with torch.no_grad():  # start from the probe's own (seeded) initial map
-        lin.weight.copy_(probe.f.weight.view(H, probe.n_classes, -1).sum(0))
-        lin.bias.copy_(probe.f.bias.view(H, probe.n_classes).sum(0))
+    x, y = z[sel], labels[sel]
+    lin = torch.nn.Linear(x.shape[-1], C)
+    with torch.no_grad():
+        lin.weight.copy_(f.weight.view(H, C, -1).sum(0))
+        lin.bias.copy_(f.bias.view(H, C).sum(0))
     report = fit_lbfgs(lambda: F.cross_entropy(lin(x), y) + _penalty(ridge, lin.weight), lin.parameters(), **stop)
     with torch.no_grad():
-        probe.f.weight.copy_((lin.weight / H).repeat(H, 1))
-        probe.f.bias.copy_((lin.bias / H).repeat(H))
+        f.weight.copy_((lin.weight / H).repeat(H, 1))
+        f.bias.copy_((lin.bias / H).repeat(H))
     return report
 
 
-def _fit_tridiagonal(probe, acts, valid, labels, ridge, stop) -> FitReport:
+def _fit_tridiagonal(f, P, H, C, acts, valid, labels, ridge, stop) -> FitReport:
     b, i = torch.nonzero(labels >= 0, as_tuple=True)
     n, pos, _ = acts.shape
     k = i[:, None] + torch.tensor([-1, 0, 1])  # [m, 3]
@@ -127,42 +165,40 @@ def _fit_tridiagonal(probe, acts, valid, labels, ridge, stop) -> FitReport:
     ok &= valid[b[:, None], kc]
     x = acts[b[:, None], kc]  # [m, 3, d]
     y = labels[b, i]
-    H, C = probe.n_heads, probe.n_classes
-    factor = _Factor(probe.P[:pos])
+    factor = _Factor(P[:pos])
 
     def loss():
-        per_head = probe.f(x).view(len(y), 3, H, C)
+        per_head = f(x).view(len(y), 3, H, C)
         Fm = factor.F  # [H, pos, k]
         gram = torch.stack([(Fm * Fm.roll(-o, 1)).sum(-1) for o in (-1, 0, 1)], -1)  # [H, pos, 3]
         logits = gram[:, i].permute(1, 2, 0).masked_fill(~ok[..., None], float("-inf"))  # [m, 3, H]
         out = (torch.softmax(logits, dim=1)[..., None] * per_head).sum((1, 2))
-        return F.cross_entropy(out, y) + _penalty(ridge, probe.f.weight) + factor.penalty(ridge)
+        return F.cross_entropy(out, y) + _penalty(ridge, f.weight) + factor.penalty(ridge)
 
-    report = fit_lbfgs(loss, [*probe.f.parameters(), factor.F], **stop)
+    report = fit_lbfgs(loss, [*f.parameters(), factor.F], **stop)
     with torch.no_grad():
-        factor.write_back(probe.P[:pos])
+        factor.write_back(P[:pos])
     return report
 
 
-def _fit_full(probe, acts, valid, labels, ridge, stop) -> FitReport:
+def _fit_full(f, P, H, C, acts, valid, labels, ridge, stop) -> FitReport:
     sel = labels >= 0
     y = labels[sel]
     n, pos, _ = acts.shape
-    H, C = probe.n_heads, probe.n_classes
-    factor = _Factor(probe.P[:pos])
+    factor = _Factor(P[:pos])
     v = valid.to(acts.dtype)
 
     def loss():
-        per_head = probe.f(acts).view(n, pos, H, C) * v[:, :, None, None]
+        per_head = f(acts).view(n, pos, H, C) * v[:, :, None, None]
         w = torch.softmax(factor.gram(), dim=-1)  # [H, pos, pos]; padding removed by renormalising below
         num = torch.einsum("rik,bkrc->birc", w, per_head)
         den = torch.einsum("rik,bk->bir", w, v).clamp_min(1e-30)
         out = (num / den[..., None]).sum(2)[sel]
-        return F.cross_entropy(out, y) + _penalty(ridge, probe.f.weight) + factor.penalty(ridge)
+        return F.cross_entropy(out, y) + _penalty(ridge, f.weight) + factor.penalty(ridge)
 
-    report = fit_lbfgs(loss, [*probe.f.parameters(), factor.F], **stop)
+    report = fit_lbfgs(loss, [*f.parameters(), factor.F], **stop)
     with torch.no_grad():
-        factor.write_back(probe.P[:pos])
+        factor.write_back(P[:pos])
     return report
 @torch.no_grad()
 def predict(probe: MultiHeadLinearProbe, acts: Float[torch.Tensor, "n pos d_model"],
