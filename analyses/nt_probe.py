@@ -34,6 +34,9 @@ from plm_interp.runtime import torch_threads
 
 #: the paper's probe family (heads, position-embedding width), used on every device
 PROBE = dict(n_heads=16, width=1024)
+#: default training set: this many tokens' worth of strings, at most DEFAULT_STRINGS (the full probe's cost grows with
+#: strings x length^2, so long-string grammars get fewer, still ~65k labelled positions)
+DEFAULT_TOKENS, DEFAULT_STRINGS = 2**16, 1024
 PROBE_KINDS = ("nt_all", "nt_end_diag", "nt_end_tri", "end_bit")
 MODES = {"nt_all": "full", "nt_end_diag": "diagonal", "nt_end_tri": "tridiagonal", "end_bit": "diagonal"}
 
@@ -99,8 +102,8 @@ def nt_probe(
     task=None,
     layers: int | list[int] | str | None = None,
     levels: list[int] | None = None,
-    n_train: int = 1024,
-    n_test: int = 512,
+    n_train: int | None = None,
+    n_test: int | None = None,
     n_heads: int = PROBE["n_heads"],
     width: int = PROBE["width"],
     ridge: float = RIDGE,
@@ -113,7 +116,8 @@ def nt_probe(
 ) -> NTProbeResult:
     """Probe NT ancestors and NT-ends at ``layers`` (default the last; ``"all"`` for 0..n_layers).
 
-    Every probe is fitted to convergence (module doc); ``max_iter`` caps the L-BFGS iterations per probe (a
+    ``n_train`` strings (default: 2^16 tokens' worth, at most 1024 strings; cfg3b's 300-token strings give ~200)
+    train every probe, ``n_test`` (default half as many) score it. Every probe is fitted to convergence (module doc); ``max_iter`` caps the L-BFGS iterations per probe (a
     budget; the result then says which fits it stopped). ``steps`` is the old name of ``max_iter``.
     """
     if steps is not None:
@@ -130,6 +134,10 @@ def nt_probe(
     for l in level_list:
         if not isinstance(l, int) or not 0 <= l < depth:
             raise ValueError(f"level {l} does not exist: the grammar has NT levels 0..{depth - 1} (0 = root)")
+    if n_train is None:
+        lengths = task.sample(64, seed=seed).lengths.float() + 2
+        n_train = int(min(DEFAULT_STRINGS, max(64, round(DEFAULT_TOKENS / float(lengths.mean())))))
+    n_test = max(1, n_train // 2) if n_test is None else n_test
     if n_train < 1 or n_test < 1:
         raise ValueError(f"n_train = {n_train}, n_test = {n_test}: an empty dataset cannot be probed (need >= 1)")
     train, test = task.sample(n_train, seed=seed), task.sample(n_test, seed=seed + 1)

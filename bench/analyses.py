@@ -4,7 +4,8 @@ shipped models, each beside a peer measured in the same run, idle and beside one
     python bench/analyses.py                 # everything (minutes; run in the background, note the load)
     python bench/analyses.py --only demo-rot:nt_probe --busy
 
-Each call runs in a fresh subprocess (peak RSS is then the call's own; import time is not counted). Peers:
+Each call runs in a fresh subprocess (peak RSS is then the call's own; import time is not counted); its result is
+saved under ``$PLM_BENCH_OUT`` (default ``runs/bench/MODEL/ANALYSIS``). Peers:
 
 * linear probes: scikit-learn's ``LogisticRegression(solver="lbfgs")`` on the same cached features and the
   same objective (C = 1 / (ridge · rows)), beside our :func:`plm_interp.probes.fit_probe` (time, test accuracy);
@@ -29,6 +30,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# this file is named like the `analyses` package: run as a script, its own folder must not shadow the package
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 CALLS = {  # (model, analysis): (keyword arguments, target seconds)
     ("demo-rot", "nt_probe"): ({}, 30),
     ("demo-rot", "generation"): ({"n": 256, "cut": 20}, 15),
@@ -49,6 +52,7 @@ def one_call(model_name: str, analysis: str) -> dict:
     t = time.perf_counter()
     result = analyses.run(analysis, model, progress=False, **kwargs)
     wall = time.perf_counter() - t
+    result.save(Path(os.environ.get("PLM_BENCH_OUT", ROOT / "runs" / "bench")) / model_name / analysis)
     settings = getattr(result, "settings", {}) or {}
     return {"model": model_name, "analysis": analysis, "wall_s": round(wall, 1), "target_s": target,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),

@@ -64,7 +64,8 @@ def core_budget(own_threads: int = 0, cores: int | None = None, load: float | No
     load = load_average() if load is None else load
     busy = max(0.0, load - own_threads)
     threads = max(1, min(cores, cores - int(busy + 0.5)))
-    workers = max(0, min(2, cores - threads - int(busy + 0.5)))
+    workers = min(2, threads // 4)  # a worker only where it does not take a compute thread's only core
+    threads -= workers
     return CoreBudget(cores=cores, load=load, threads=threads, workers=workers)
 
 

@@ -31,6 +31,7 @@ class FitReport:
     rel_tol: float
 
     def as_dict(self) -> dict:
+        """The report as a plain dict (for a result's JSON)."""
         return asdict(self)
 
 
