@@ -1,8 +1,19 @@
 """``plm-interp quickstart``: the whole loop of Part 1 on a CPU in minutes.
 
 Train a small model on a built-in grammar (default: rot on ``demo``), then measure generation accuracy,
-probe the parse tree (nt_probe) and the attention to NT boundaries (attention_boundary), and write a Markdown
-report with PNG plots into a run directory. Every default can be overridden on the command line.
+probe the parse tree (nt_probe, beside its random-init control) and the attention to NT boundaries
+(attention_boundary), and write a Markdown report with PNG plots into a run directory.
+
+Why a reference model: a few CPU minutes of training do not learn the grammar yet (generation accuracy of a
+few percent), so the paper's phenomenon would not be visible in the fresh run alone. When the shipped
+``demo-rot`` (the same recipe trained 5x longer) matches the grammar, the same analyses run on it too and the
+report shows both side by side, each clearly labelled.
+
+Threads: torch threads and data workers are chosen from the cores actually free (``plm_interp.runtime``) and
+logged, so the quickstart does not oversubscribe a machine shared with another job.
+
+One run directory, one set of arguments: the arguments are recorded in ``quickstart.json``; a second call on an
+existing run directory is refused unless it passes ``--resume`` with the same arguments.
 """
 from __future__ import annotations
 
@@ -11,6 +22,12 @@ import time
 from pathlib import Path
 
 from plm_interp.io import atomic_write_bytes
+
+#: options that define the run (a resume must repeat them); the others only change how it is shown
+RUN_KEYS = ("grammar", "positional", "preset", "n_ctx", "steps", "batch_size", "lr", "probe_max_iter", "n_probe",
+            "n_eval", "seed", "reference")
+ARGS_FILE = "quickstart.json"
+REFERENCE = {"demo": "demo-rot"}  # grammar -> shipped model trained on it
 
 
 def add_parser(sub) -> None:
@@ -22,10 +39,16 @@ def add_parser(sub) -> None:
     p.add_argument("--steps", type=int, default=1200, help="training steps (batch 32)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--probe-steps", type=int, default=600, help="nt_probe training steps")
+    p.add_argument("--probe-max-iter", type=int, default=100,
+                   help="L-BFGS iteration budget per probe (default 100, an explicit budget the report states; "
+                        "500 = the convergence rule's own cap)")
+    p.add_argument("--n-probe", type=int, default=1024, help="nt_probe training strings (test: half as many)")
     p.add_argument("--n-eval", type=int, default=256, help="generated strings for the accuracy")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reference", default="auto",
+                   help="shipped model analysed beside the fresh one ('auto': demo-rot for the demo grammar; 'none')")
     p.add_argument("--run-dir", default=None, help="default runs/quickstart-<time>")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run (same arguments)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run)
 
@@ -35,6 +58,7 @@ def run(args) -> int:
 
     import analyses
     from plm_interp import HookedPLM, preset_config
+    from plm_interp.runtime import core_budget
     from plm_interp.training import TaskSource, TrainConfig, train
     from tasks.cfg import CFGTask
 
@@ -44,63 +68,137 @@ def run(args) -> int:
     longest = task.grammar.length_range()[1] + 2
     if longest > args.n_ctx:
         raise ValueError(f"--n-ctx {args.n_ctx} cannot hold the longest {args.grammar} string ({longest} tokens)")
-    train_cfg = TrainConfig(batch_size=args.batch_size, max_steps=args.steps, lr=args.lr, warmup_steps=100,
-                            schedule="linear", min_lr_ratio=0.1, seed=args.seed, num_workers=0,
-                            progress=not args.no_progress, log_every=50, ckpt_every=max(100, args.steps // 3))
+    if args.n_probe < 2:
+        raise ValueError(f"--n-probe {args.n_probe} must be >= 2 (training strings; the test set is half as many)")
+    if args.probe_max_iter is not None and args.probe_max_iter < 1:
+        raise ValueError(f"--probe-max-iter {args.probe_max_iter} must be >= 1 (omit it to fit to convergence)")
+    reference = _reference_name(args)
     run_dir = Path(args.run_dir or f"runs/quickstart-{time.strftime('%Y%m%d-%H%M%S')}")
+    _claim_run_dir(run_dir, args)
+    cores = core_budget()
+    torch.set_num_threads(cores.threads)
+    print(f"quickstart: {cores.reason}", flush=True)
+    train_cfg = TrainConfig(batch_size=args.batch_size, max_steps=args.steps, lr=args.lr, warmup_steps=100,
+                            schedule="linear", min_lr_ratio=0.1, seed=args.seed, num_workers=cores.workers,
+                            progress=not args.no_progress, log_every=50, ckpt_every=max(100, args.steps // 3))
     torch.manual_seed(args.seed)
     progress = not args.no_progress
     timings = {}
     t0 = time.perf_counter()
     model = HookedPLM(cfg)
-    result = train(model, TaskSource(task, args.n_ctx), train_cfg, run_dir / "train")
+    result = train(model, TaskSource(task, args.n_ctx), train_cfg, run_dir / "train", resume=args.resume)
     model.save_pretrained(run_dir / "model")
     timings["train"] = time.perf_counter() - t0
     model.eval()
-    steps = [("generation", dict(n=args.n_eval, cut=min(50, longest // 4), seed=args.seed)),
-             ("nt_probe", dict(n_train=1024, n_test=256, steps=args.probe_steps, seed=args.seed)),
-             ("attention_boundary", dict(n=128, seed=args.seed))]
-    results = {}
-    for name, options in steps:
-        t = time.perf_counter()
-        results[name] = analyses.run(name, model, task, progress=progress, **options)
-        results[name].save(run_dir / name)
-        timings[name] = time.perf_counter() - t
-    headline = _headline(results, result)
-    report = _report(args, cfg, headline, results, timings)
+    subjects = {"this run": (model, run_dir)}
+    if reference is not None:
+        from plm_interp.pretrained import load_pretrained
+        subjects[f"shipped {reference}"] = (load_pretrained(reference), run_dir / "reference" / reference)
+    results: dict[str, dict] = {}
+    for label, (subject, out_dir) in subjects.items():
+        results[label] = {}
+        for name, options in _analyses(args, longest).items():
+            t = time.perf_counter()
+            results[label][name] = analyses.run(name, subject, task, progress=progress, **options)
+            results[label][name].save(out_dir / name)
+            timings[f"{name} ({label})"] = time.perf_counter() - t
+    headline = {label: _headline(res, result if label == "this run" else None) for label, res in results.items()}
+    report = _report(args, cfg, cores, headline, results, timings, reference)
     atomic_write_bytes(run_dir / "report.md", report.encode())
     atomic_write_bytes(run_dir / "headline.json", (json.dumps(headline, indent=2) + "\n").encode())
     total = sum(timings.values())
     print(f"\nquickstart done in {total / 60:.1f} min; report: {run_dir / 'report.md'}")
-    for key, value in headline.items():
-        print(f"  {key}: {value}")
+    for label, lines in headline.items():
+        print(f"  [{label}]")
+        for key, value in lines.items():
+            print(f"    {key}: {value}")
     return 0
+
+
+def _reference_name(args) -> str | None:
+    if args.reference == "none":
+        return None
+    if args.reference == "auto":
+        return REFERENCE.get(args.grammar)
+    from plm_interp.pretrained import list_models
+    if args.reference not in list_models():
+        raise ValueError(f"--reference {args.reference!r} is not a shipped model: one of {list_models()} or 'none'")
+    return args.reference
+
+
+def _claim_run_dir(run_dir: Path, args) -> None:
+    """Refuse a run directory that holds another run (or this one without ``--resume``), then record the args."""
+    mine = {k: getattr(args, k) for k in RUN_KEYS}
+    if run_dir.exists() and any(run_dir.iterdir()):
+        saved_file = run_dir / ARGS_FILE
+        if not args.resume:
+            raise ValueError(f"--run-dir {run_dir} already holds a run: pass --resume with the same arguments to "
+                             "continue it, or choose a new --run-dir")
+        if not saved_file.exists():
+            raise ValueError(f"--run-dir {run_dir} is not a quickstart run directory (no {ARGS_FILE}); "
+                             "choose a new --run-dir")
+        saved = json.loads(saved_file.read_text())
+        changed = [f"--{k.replace('_', '-')} {saved.get(k)!r} there, {mine[k]!r} now" for k in RUN_KEYS
+                   if saved.get(k) != mine[k]]
+        if changed:
+            raise ValueError(f"--resume on {run_dir} with other arguments ({'; '.join(changed)}): resume with the "
+                             "recorded arguments or choose a new --run-dir")
+        return
+    atomic_write_bytes(run_dir / ARGS_FILE, (json.dumps(mine, indent=2) + "\n").encode())
+
+
+def _analyses(args, longest: int) -> dict[str, dict]:
+    return {"generation": dict(n=args.n_eval, cut=min(50, longest // 4), seed=args.seed),
+            "nt_probe": dict(n_train=args.n_probe, n_test=args.n_probe // 2, max_iter=args.probe_max_iter,
+                             seed=args.seed),
+            "attention_boundary": dict(n=128, seed=args.seed)}
 
 
 def _headline(results, train_result) -> dict:
     gen, probe, att = results["generation"], results["nt_probe"], results["attention_boundary"]
     deepest = probe.levels[-1]
     b = att.b_mean("end->end").max().item(), att.b_mean("other->other").max().item()
-    return {
-        "final training loss": round(train_result.loss, 4) if train_result.loss is not None else None,
+    out = {}
+    if train_result is not None:
+        out["final training loss"] = round(train_result.loss, 4) if train_result.loss is not None else None
+    out.update({
         "generation accuracy cut0 %": round(100 * gen.accuracy["cut0"], 1),
         **{f"generation accuracy {k} %": round(100 * v, 1) for k, v in gen.accuracy.items() if k != "cut0"},
         "KL(truth || model) nats/pos": float(f"{gen.kl:.3g}"),
-        **{f"nt_probe NT{l + 1} at NT-ends (diag) %, trained / random-init": (
+        **{f"nt_probe NT{l + 1} at NT-ends (diag) %, trained / random-init / majority": (
             round(100 * probe.accuracy("nt_end_diag", l), 1),
-            round(100 * probe.accuracy("nt_end_diag", l, model="random-init"), 1)) for l in probe.levels},
-        f"NT-end probe b (NT{deepest + 1}) %": round(100 * probe.accuracy("end_bit", deepest), 1),
+            round(100 * probe.accuracy("nt_end_diag", l, model="random-init"), 1),
+            round(100 * _majority(probe, "nt_end_diag", l), 1)) for l in probe.levels},
+        f"NT-end probe b (NT{deepest + 1}) %, trained / random-init": (
+            round(100 * probe.accuracy("end_bit", deepest), 1),
+            round(100 * probe.accuracy("end_bit", deepest, model="random-init"), 1)),
+        "probes converged": probe.settings["converged"],
         "best head B, NT-end->NT-end vs other->other": (round(b[0], 4), round(b[1], 4)),
-    }
+    })
+    return out
 
 
-def _report(args, cfg, headline, results, timings) -> str:
+def _majority(probe, kind: str, level: int) -> float:
+    return next(r["majority"] for r in probe.records if (r["model"], r["probe"], r["level"], r["layer"]) ==
+                ("trained", kind, level, probe.layers[-1]))
+
+
+def _report(args, cfg, cores, headline, results, timings, reference) -> str:
     lines = [f"# plm-interp quickstart: {args.positional} on {args.grammar}", "",
              f"Model: preset `{args.preset}` ({cfg.n_layers} layers, {cfg.n_heads} heads, d_model {cfg.d_model}), "
              f"positional `{cfg.positional}`, {args.steps} steps × batch {args.batch_size} × {args.n_ctx} tokens.",
-             "", "## Headline", ""]
-    lines += [f"- **{k}**: {v}" for k, v in headline.items()]
+             f"Machine: {cores.reason}.", ""]
+    if reference is not None:
+        lines += [f"**Reference:** `shipped {reference}` is the package's pretrained {reference} (loaded, not trained "
+                  "here; see its model card), analysed with the same calls beside this run so that the paper's "
+                  "phenomenon is visible even when a few CPU minutes have not yet learned the grammar.", ""]
+    labels = list(headline)
+    keys = list(dict.fromkeys(k for h in headline.values() for k in h))
+    lines += ["## Headline", "", "| | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+    lines += [f"| {k} | " + " | ".join(str(headline[l].get(k, "")) for l in labels) + " |" for k in keys]
     lines += ["", "Timings (s): " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()), ""]
-    for name, res in results.items():
-        lines += [f"## {name}", "", res.table(), "", f"![{name}]({name}/plot.png)", ""]
+    for label, res in results.items():
+        prefix = "" if label == "this run" else f"reference/{reference}/"
+        for name, r in res.items():
+            lines += [f"## {name} ({label})", "", r.table(), "", f"![{name} ({label})]({prefix}{name}/plot.png)", ""]
     return "\n".join(lines)

@@ -100,6 +100,7 @@ class ShardedStream(IterableDataset):
 
 
 def _seed_worker(worker_id: int, seed: int, rank: int) -> None:
+    torch.set_num_threads(1)  # a data worker beside the trainer's threads must not start one thread per core
     s = derived_seed(seed, rank, worker_id)
     torch.manual_seed(s)
     np.random.seed(s % 2**32)

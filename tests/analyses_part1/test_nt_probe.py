@@ -1,4 +1,8 @@
-"""nt_probe: finds structure that is linearly present by construction, reports controls, refuses bad input."""
+"""nt_probe: finds structure that is linearly present by construction, reports controls and convergence, uses
+one probe definition on every device, refuses bad input."""
+import inspect
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -23,8 +27,7 @@ def _model(task, **kw):
 def test_token_determined_level_is_decoded_and_an_undetermined_one_is_not():
     task = CFGTask(SEPARABLE)
     model = _model(task)
-    r = analyses.nt_probe(model, layers=0, n_train=200, n_test=100, steps=100, width=8, n_heads=2,
-                          lr=3e-2, progress=False)
+    r = analyses.nt_probe(model, layers=0, n_train=200, n_test=100, width=8, n_heads=2, progress=False)
     assert r.layers == [0] and r.levels == [1, 2]
     for model_name in ("trained", "random-init"):
         assert r.accuracy("nt_all", 2, model=model_name) > 0.97
@@ -42,7 +45,7 @@ def test_task_is_read_from_the_model_and_results_save(tmp_path):
     model = _model(task)
     model.save_pretrained(tmp_path / "ckpt")
     loaded = HookedPLM.from_pretrained(tmp_path / "ckpt")
-    r = analyses.run("nt_probe", loaded, layers=[1, 2], levels=[2], n_train=40, n_test=20, steps=3, width=4,
+    r = analyses.run("nt_probe", loaded, layers=[1, 2], levels=[2], n_train=40, n_test=20, max_iter=3, width=4,
                      n_heads=2, controls=False, progress=False)
     assert r.layers == [1, 2] and {x["layer"] for x in r.records} == {1, 2}
     out = r.save(tmp_path / "out")
@@ -53,11 +56,13 @@ def test_task_is_read_from_the_model_and_results_save(tmp_path):
     (dict(layers=5), "layer = 5"),
     (dict(levels=[7]), "level 7"),
     (dict(n_train=0), "empty"),
+    (dict(width=0), "width = 0"),
+    (dict(n_heads=2.5), "n_heads = 2.5"),
 ])
 def test_bad_input_is_refused(kwargs, match):
     task = CFGTask(SEPARABLE)
     with pytest.raises(ValueError, match=match):
-        analyses.nt_probe(_model(task), progress=False, steps=1, **kwargs)
+        analyses.nt_probe(_model(task), progress=False, max_iter=1, **kwargs)
 
 
 def test_vocabulary_mismatch_and_missing_task_are_refused():
@@ -69,3 +74,54 @@ def test_vocabulary_mismatch_and_missing_task_are_refused():
         analyses.nt_probe(small, big)
     with pytest.raises(ValueError, match="no option"):
         analyses.run("nt_probe", small, big, n_heads_typo=3)
+
+
+def test_the_result_says_whether_every_fit_converged_and_whether_a_budget_was_set():
+    model = _model(CFGTask(SEPARABLE))
+    full = analyses.nt_probe(model, layers=0, levels=[2], n_train=60, n_test=20, width=8, n_heads=2, progress=False)
+    assert full.settings["converged"] and not full.settings["budget_set"]
+    assert all(r["converged"] and r["iterations"] >= 1 for r in full.records)
+    short = analyses.nt_probe(model, layers=0, levels=[2], n_train=60, n_test=20, width=8, n_heads=2, max_iter=1,
+                              progress=False)
+    assert short.settings["budget_set"] and short.settings["stop"]["max_iter"] == 1
+    assert not short.settings["converged"] and not any(r["converged"] for r in short.records)
+
+
+def _device_free_settings(r):
+    return {k: v for k, v in r.settings.items() if k != "torch_threads"}
+
+
+def test_probe_family_and_stopping_rule_do_not_depend_on_the_device(monkeypatch):
+    """The paper's family (16 heads, width 1024) and one stopping rule, whatever the device reports."""
+    from analyses.nt_probe import PROBE
+    from plm_interp.probes import RIDGE, STOP
+
+    defaults = inspect.signature(analyses.nt_probe).parameters
+    assert PROBE == {"n_heads": 16, "width": 1024}
+    assert (defaults["n_heads"].default, defaults["width"].default, defaults["ridge"].default) == (16, 1024, RIDGE)
+    model = _model(CFGTask(SEPARABLE))
+    kw = dict(layers=0, levels=[2], n_train=40, n_test=20, controls=False, progress=False)
+    here = analyses.nt_probe(model, **kw)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
+    claimed = analyses.nt_probe(model, **kw)
+    assert _device_free_settings(here) == _device_free_settings(claimed)
+    assert here.settings["n_heads"] == 16 and here.settings["width"] == 1024 and here.settings["stop"] == STOP
+    assert [r["acc"] for r in here.records] == [r["acc"] for r in claimed.records]
+    # and nothing in the probe code can branch on the device kind (tensors are only placed beside their inputs)
+    root = Path(__file__).resolve().parents[2]
+    for path in [root / "analyses" / "nt_probe.py", *sorted((root / "plm_interp" / "probes").glob("*.py"))]:
+        text = path.read_text()
+        assert "cuda" not in text and "device.type" not in text and "get_device" not in text, path
+
+
+@pytest.mark.gpu
+def test_the_same_call_gives_the_same_measure_on_cpu_and_gpu():
+    task = CFGTask(SEPARABLE)
+    kw = dict(layers=[0, 2], n_train=200, n_test=100, progress=False)
+    cpu = analyses.nt_probe(_model(task), **kw)
+    gpu = analyses.nt_probe(_model(task).to("cuda"), **kw)
+    assert _device_free_settings(cpu) == _device_free_settings(gpu)
+    for a, b in zip(cpu.records, gpu.records):
+        assert (a["model"], a["layer"], a["level"], a["probe"]) == (b["model"], b["layer"], b["level"], b["probe"])
+        assert a["converged"] and b["converged"] and abs(a["acc"] - b["acc"]) < 0.02

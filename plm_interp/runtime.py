@@ -1,0 +1,89 @@
+"""How many CPU threads and data workers a call may use: the cores that are actually free, not all of them.
+
+Why: torch starts one thread per core. On a machine shared with one other busy job, two threads per core
+contend and every matmul waits on the other job's time slices; the issue that motivated this module measured
+an analysis slowing about 10x beside one job. Counting the cores this process may run on
+(``os.sched_getaffinity``) minus the ones other processes keep busy (the 1-minute load average, less our own
+running threads) and using that many threads keeps each call close to its idle speed.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+
+log = logging.getLogger("plm_interp.runtime")
+
+
+@dataclass(frozen=True)
+class CoreBudget:
+    """The cores this process may use now, and why (``reason`` is the log line)."""
+    cores: int
+    load: float
+    threads: int
+    workers: int
+
+    @property
+    def reason(self) -> str:
+        return (f"{self.cores} usable cores, load average {self.load:.2f} -> {self.threads} torch thread(s), "
+                f"{self.workers} data worker(s)")
+
+
+def usable_cores() -> int:
+    """Cores this process may be scheduled on (the affinity mask, e.g. a container's cpuset)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+def load_average() -> float:
+    """The 1-minute load average (runnable threads, averaged), 0 where the OS does not report it."""
+    try:
+        with open("/proc/loadavg") as fh:
+            return float(fh.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        try:
+            return os.getloadavg()[0]
+        except (AttributeError, OSError):
+            return 0.0
+
+
+def core_budget(own_threads: int = 0, cores: int | None = None, load: float | None = None) -> CoreBudget:
+    """Threads = usable cores minus the load other processes put on them (rounded), at least 1.
+
+    ``own_threads``: threads of this process already running and counted in the load average (so a long job
+    that re-asks does not count itself as someone else). Data workers are only worth having when a core is left
+    over after the compute threads: on a busy 2-core machine a worker process steals the only free core.
+    """
+    cores = usable_cores() if cores is None else cores
+    load = load_average() if load is None else load
+    busy = max(0.0, load - own_threads)
+    threads = max(1, min(cores, cores - int(busy + 0.5)))
+    workers = min(2, threads // 4)  # a worker only where it does not take a compute thread's only core
+    threads -= workers
+    return CoreBudget(cores=cores, load=load, threads=threads, workers=workers)
+
+
+@contextmanager
+def torch_threads(budget: CoreBudget | None = None, verbose: bool = False) -> Iterator[CoreBudget]:
+    """Run the block with ``torch.set_num_threads`` from :func:`core_budget`, then restore the caller's setting.
+
+    An explicit ``OMP_NUM_THREADS`` / ``PLM_THREADS`` in the environment wins (the user asked for it)."""
+    budget = budget or core_budget()
+    forced = os.environ.get("PLM_THREADS")
+    if forced:
+        budget = CoreBudget(budget.cores, budget.load, max(1, int(forced)), budget.workers)
+    before = torch.get_num_threads()
+    threads = budget.threads if forced or "OMP_NUM_THREADS" not in os.environ else min(budget.threads, before)
+    budget = CoreBudget(budget.cores, budget.load, threads, budget.workers)
+    (log.warning if verbose else log.info)(budget.reason)
+    torch.set_num_threads(threads)
+    try:
+        yield budget
+    finally:
+        torch.set_num_threads(before)
