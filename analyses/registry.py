@@ -125,6 +125,11 @@ class AnalysisModule(types.ModuleType):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return getattr(self, self.__name__.rpartition(".")[2])(*args, **kwargs)
 
+    @property
+    def __signature__(self) -> inspect.Signature:
+        """The analysis's signature, so ``inspect.signature(analyses.nt_probe)`` and Jupyter's ``?`` show it."""
+        return inspect.signature(getattr(self, self.__name__.rpartition(".")[2]))
+
 
 def _make_callable(module: types.ModuleType) -> None:
     short = module.__name__.rpartition(".")[2]

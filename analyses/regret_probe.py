@@ -21,8 +21,9 @@ from typing import Any
 
 import torch
 
-from analyses._igsm_common import check_positive, eval_problems, greedy_generate, igsm_task, \
-    sentence_spans, verify_ids
+from analyses.shared.decoding import greedy_generate
+from analyses.shared.igsm_inputs import check_positive, eval_problems, igsm_task
+from analyses.shared.igsm_text import sentence_spans, verify_ids
 from analyses._task import subjects as control_subjects
 from analyses.registry import register
 from analyses.result import AnalysisResult, draw_headlines, headline

@@ -6,7 +6,7 @@ multinomial sampling (beam 1, do_sample), at most 10 retries in total per soluti
 attempt at each sentence) is beam 1 or beam 4; "versionP" uses a perfect detector (P50: 50 retries); evaluation
 is on 4,096 problems per setting, including op above the training range (PAPERS.md, 2.2 §3.2 / App. D.2).
 
-Decoding is sentence by sentence with a KV cache (:class:`analyses._igsm_common.Decoder`). Each sentence is first
+Decoding is sentence by sentence with a KV cache (:class:`analyses.shared.decoding.Decoder`). Each sentence is first
 written by the base decoding (greedy, or a width-``beam`` beam search over the sentence) up to "Define A as";
 there the detector is asked whether A can be computed now. If it fires (and fewer than ``max_retries`` retries
 were used on this problem), the sentence is rolled back and resampled at ``retry_temperature``; otherwise the
@@ -30,8 +30,10 @@ from typing import Any, Callable
 import torch
 from tqdm.auto import tqdm
 
-from analyses._igsm_common import Decoder, check_positive, eval_problems, greedy_generate, igsm_task, op_rows, \
-    param_names, pick_cache, tally_by_op, verify_ids
+from analyses.shared.decoding import Decoder, greedy_generate, pick_cache
+from analyses.shared.igsm_inputs import check_positive, eval_problems, igsm_task
+from analyses.shared.igsm_text import param_names, verify_ids
+from analyses.shared.tally import op_rows, tally_by_op
 from analyses.reasoning_level import plot_by_op
 from analyses.regret_probe import fit_regret_probe
 from analyses.registry import register

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import nn
 
-from analyses._igsm_common import check_positive, igsm_task
+from analyses.shared.igsm_inputs import check_positive, igsm_task
 from analyses._task import subjects as control_subjects
 from analyses.registry import register
 from analyses.result import AnalysisResult, draw_headlines, headline

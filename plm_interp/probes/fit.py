@@ -137,7 +137,7 @@ class _Factor(torch.nn.Module):
         return self.F @ self.F.transpose(1, 2)  # [H, n, n]
 
     @torch.no_grad()
-    def write_back(self, P: torch.nn.Parameter) -> None:
+    def write_back(self, P: torch.Tensor) -> None:   # a slice of the position-embedding Parameter
         P.copy_((self.F @ self.basis.transpose(1, 2)).permute(1, 0, 2))
 
 

@@ -52,6 +52,7 @@ def test_task_is_read_from_the_model_and_results_save(tmp_path):
     assert {p.name for p in out.iterdir()} == {"result.json", "table.md", "plot.png"}
 
 
+@pytest.mark.bad_input
 @pytest.mark.parametrize("kwargs, match", [
     (dict(layers=5), "layer = 5"),
     (dict(levels=[7]), "level 7"),

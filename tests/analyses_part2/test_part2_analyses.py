@@ -7,7 +7,8 @@ import pytest
 import torch
 
 import analyses
-from analyses._igsm_common import Decoder, greedy_generate, sentence_spans
+from analyses.shared.decoding import Decoder, greedy_generate
+from analyses.shared.igsm_text import sentence_spans
 from analyses.regret_probe import first_mistakes, regret_examples
 from analyses.retry_upon_regret import beam_decode, paired_diff, perfect_detector, retry_decode
 from analyses.v_probe import PROBES, VExamples, fit_v_probe, probe_examples, score
@@ -131,7 +132,7 @@ def test_uniform_queries_follow_the_label_frequencies(task):
     rate = sum(float(true_labels(p, task.tokenizer).can_next.mean()) for p in problems) / len(problems)
     assert float(ex.labels.float().mean()) == pytest.approx(rate, abs=0.03)
     bal = probe_examples(task, problems, "can_next", per_problem=50, seed=0, balanced=True)
-    assert float(bal.labels.float().mean()) == pytest.approx(0.5, abs=0.03) and rate < 0.35
+    assert float(bal.labels.float().mean()) == pytest.approx(0.5, abs=0.03) and rate < 0.4   # lopsided, so the two differ
 
 
 @pytest.mark.parametrize("probe", PROBES)
@@ -386,7 +387,7 @@ def test_tally_counts_first_error_kinds_per_op():
     """Hand-made wrong solutions: a reused letter and an unknown parameter are told apart in ``first_errors``."""
     import re
 
-    from analyses._igsm_common import tally_by_op
+    from analyses.shared.tally import tally_by_op
     from tasks.igsm import verify
 
     t = IGSMTask("tiny")
