@@ -115,6 +115,9 @@ class IGSMAnalysisTask(AnalysableTask, Protocol):
     def eval_sets(self, n: int = 256, seed: int = 1234) -> dict[str, list]:
         """The held-out problem sets by name (in-distribution, reask, each OOD op)."""
 
+    def ood_ops(self) -> tuple[int, ...]:
+        """The out-of-distribution ops (above the training range) the analyses evaluate."""
+
 
 def missing_members(task: Any, protocol: type) -> list[str]:
     """The members of ``protocol`` that ``task`` lacks (an empty list when it meets the contract)."""

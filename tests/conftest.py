@@ -63,13 +63,14 @@ def pytest_collection_modifyitems(items):
 
 @pytest.fixture(autouse=True)
 def _user_facing_validation(request):
-    """For ``bad_input`` tests, switch the runtime type checks off during the test.
+    """For ``bad_input`` and ``compiled`` tests, switch the runtime type checks off during the test.
 
-    Those tests pass ill-typed values (``max_new_tokens=2.5``, ``return_type="probs"``) to check the message the
-    library itself gives; a user has no type checker in front of the library, so beartype answering first
-    would test the wrong message. Every other test keeps the checks on.
+    ``bad_input`` tests pass ill-typed values (``max_new_tokens=2.5``, ``return_type="probs"``) to check the
+    message the library itself gives; a user has no type checker in front of the library, so beartype answering
+    first would test the wrong message. ``compiled`` tests run torch.compile, whose tracer would run the checks
+    on fake tensors. Every other test keeps the checks on.
     """
-    if request.node.get_closest_marker("bad_input") is None:
+    if not any(request.node.get_closest_marker(m) for m in ("bad_input", "compiled")):
         yield
         return
     import jaxtyping

@@ -43,10 +43,12 @@ def _assert_close_runs(tmp_path, compile, tol, weight_tol):
     assert comp_loss[-1] != comp_loss[0]  # the steps did train
 
 
+@pytest.mark.compiled
 def test_compiled_training_matches_eager_aot_eager(tmp_path):
     _assert_close_runs(tmp_path, "aot_eager", 1e-6, 1e-6)
 
 
+@pytest.mark.compiled
 @pytest.mark.slow  # inductor's C++ codegen: 60-90 s cold on the shared 2-core CPU
 def test_compiled_training_matches_eager_inductor(tmp_path):
     _assert_close_runs(tmp_path, True, 1e-4, 1e-3)
@@ -91,6 +93,7 @@ def _tokens():
     return torch.randint(0, VOCAB, (2, N_CTX), generator=torch.Generator().manual_seed(0))
 
 
+@pytest.mark.compiled
 def test_hooks_added_after_compiling_take_effect_and_run_with_cache_matches_eager():
     torch.set_num_threads(1)
     model = tiny_model(positional="abs")
@@ -112,6 +115,7 @@ def test_hooks_added_after_compiling_take_effect_and_run_with_cache_matches_eage
     assert all(torch.equal(cache[k], ref_cache[k]) for k in ref_cache.keys())
 
 
+@pytest.mark.compiled
 def test_eval_callbacks_can_cache_activations_while_training_compiled(tmp_path):
     torch.set_num_threads(1)
     patterns = {}

@@ -22,7 +22,8 @@ MAIN = {"task.loss_on": "solution", "task.letter_order": "sequential", "train.ma
 SMALL = {"model.n_layers": 4, "model.n_heads": 4, "model.d_model": 128, "model.n_ctx": 192,
          "model.positional": "rot"}
 #: continued training of a shipped model on retry data: igsm-small-retry's stage (train_igsm_small.sh stage 4)
-RETRY_FT = {"task.preset": "tiny", "task.loss_on": "solution", "task.letter_order": "sequential",
+#: (the base saw the first release's generator and names, so the fine-tuning data keeps them: same vocabulary)
+RETRY_FT = {"task.preset": "tiny", "task.generator": "v1", "task.names": "parseable", "task.loss_on": "solution", "task.letter_order": "sequential",
             "task.retry": "perfect", "task.retry_p": 0.5, "task.mask_retry": True, "train.batch_size": 32,
             "train.max_steps": 1500, "train.lr": 1e-3, "train.warmup_steps": 50, "train.schedule": "cosine",
             "train.ckpt_every": 500, "train.log_every": 50}
