@@ -24,7 +24,7 @@ chosen to resolve a 2-point gain (see ``docs/part2_analyses.md`` for the n used 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
@@ -33,11 +33,12 @@ from tqdm.auto import tqdm
 from analyses.shared.decoding import Decoder, greedy_generate, pick_cache
 from analyses.shared.igsm_inputs import check_positive, eval_problems, igsm_task
 from analyses.shared.igsm_text import param_names, verify_ids
+from analyses.shared.records import RecordsResult
 from analyses.shared.tally import op_rows, tally_by_op
 from analyses.reasoning_level import plot_by_op
 from analyses.regret_probe import fit_regret_probe
 from analyses.registry import register
-from analyses.result import Z95, AnalysisResult, draw_headlines, headline, wilson
+from analyses.result import Z95, draw_headlines, headline, wilson
 from analyses.v_probe import VProbe
 from plm_interp.model import KVCache
 from tasks.igsm import Problem, prompt_ids, verify
@@ -168,14 +169,10 @@ def paired_diff(a: list[bool], b: list[bool]) -> tuple[float, float, float]:
 
 
 @dataclass
-class RetryUponRegretResult(AnalysisResult):
-    """Accuracy (95% CI), retries and the paired gain over greedy per decoding method, set and op."""
-    #: one record per (set, method, op) plus op = "all": n, acc, lo, hi, vs_greedy (+ lo/hi), retries, ...
-    records: list[dict[str, Any]] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)
+class RetryUponRegretResult(RecordsResult):
+    """Accuracy (95% CI), retries and the paired gain over greedy per decoding method, set and op.
 
-    def rows(self) -> list[dict[str, Any]]:
-        return self.records
+    ``records``: one per (set, method, op) plus op = "all": n, acc, lo, hi, vs_greedy (+ lo/hi), retries, ..."""
 
     def accuracy(self, method: str, op: int | str = "all", set: str | None = None) -> float:
         return next(r["acc"] for r in self.records if r["method"] == method and r["op"] == op

@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import random
 
-from tasks.igsm.dependency import DepGraph, Formula
+from tasks.igsm.dependency import DepGraph, Formula, evaluate
 from tasks.igsm.structure import ABSTRACT, INSTANCE, Param, Structure
 
 RNG: Param = (-1, 0, 0, 0)
@@ -434,15 +434,7 @@ def _finish(rng: random.Random, b: _Builder, st: Structure, order: list[Param], 
     # the totals the problem never mentions (every "X's <Category>" has a value, 0 for an item without
     # children); abstract_deps lists them bottom-up, so each comes after its dependencies
     full_topo = topo + [a for a in abstract if a not in present]
-    values: dict[Param, int] = {}
-    for a in full_topo:
-        if a[0] == INSTANCE:
-            values[a] = formulas[a].evaluate(values, modulus)
-        elif a[3] == a[1] + 1:
-            values[a] = sum(values[x] for x in abstract[a]) % modulus
-        else:
-            ds = abstract[a]
-            values[a] = sum(values[ds[t]] * values[ds[t + 1]] for t in range(0, len(ds), 2)) % modulus
+    values = evaluate(full_topo, formulas, abstract, modulus)
     return DepGraph(st, formulas, abstract, list(order), full_topo, values, modulus)
 
 

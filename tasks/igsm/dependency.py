@@ -83,3 +83,21 @@ class DepGraph:
                     seen.add(p)
                     stack.append(p)
         return seen
+
+
+def evaluate(topo: list[Param], formulas: dict[Param, Formula], abstract: dict[Param, list[Param]],
+             modulus: int) -> dict[Param, int]:
+    """Every parameter's value, in ``topo`` order (dependencies first): an instance parameter by its formula, a
+    category total (layer + 1) as the sum of its children, a deeper total as sum of count x per-item total.
+
+    One function for the generator and the text reader, so both give a parameter the same value."""
+    values: dict[Param, int] = {}
+    for a in topo:
+        if a[0] == INSTANCE:
+            values[a] = formulas[a].evaluate(values, modulus)
+        elif a[3] == a[1] + 1:
+            values[a] = sum(values[x] for x in abstract[a]) % modulus
+        else:
+            ds = abstract[a]
+            values[a] = sum(values[ds[t]] * values[ds[t + 1]] for t in range(0, len(ds), 2)) % modulus
+    return values

@@ -16,7 +16,7 @@ import re
 from functools import lru_cache
 
 from tasks.igsm.config import IGSMConfig
-from tasks.igsm.dependency import DepGraph, Formula
+from tasks.igsm.dependency import DepGraph, Formula, evaluate
 from tasks.igsm.generator import Problem, bucket_of
 from tasks.igsm.hierarchy import load_hierarchy
 from tasks.igsm.solution import build_solution
@@ -200,15 +200,7 @@ def _build(heads, rhss, wheres, question, config, solution_text) -> Problem:
     if query[0] == INSTANCE and query not in formulas:
         raise ReadError(f"the question asks for {st.param_name(query)!r}, which no sentence states")
     topo = _topo(formulas, abstract, wheres, order, st)
-    values: dict[Param, int] = {}
-    for a in topo:
-        if a[0] == INSTANCE:
-            values[a] = formulas[a].evaluate(values, modulus)
-        elif a[3] == a[1] + 1:
-            values[a] = sum(values[x] for x in abstract[a]) % modulus
-        else:
-            ds = abstract[a]
-            values[a] = sum(values[ds[t]] * values[ds[t + 1]] for t in range(0, len(ds), 2)) % modulus
+    values = evaluate(topo, formulas, abstract, modulus)
     g = DepGraph(st, formulas, abstract, _solve_order(query, formulas, abstract), topo, values, modulus)
     p = _problem(g, order, config)
     if solution_text is not None:
