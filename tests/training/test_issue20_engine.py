@@ -152,10 +152,8 @@ def test_issue20_5_cuda_device_refused_before_anything_is_written(tmp_path, monk
 
 # -- 8. a full disk --------------------------------------------------------------------------------------------
 
-def test_issue20_8_enospc_during_checkpoint_names_errno_and_path_and_resume_logs_each_step_once(tmp_path,
-                                                                                                  monkeypatch):
-    torch.set_num_threads(1)
-    cfg = small_config(max_steps=10, ckpt_every=4, log_every=1)
+def _disk_that_fills(monkeypatch) -> dict:
+    """Patch the one low-level write of plm_interp.io: while ``full["on"]`` it fails as a full disk does."""
     full = {"on": False}
     real_write = pio._write
 
@@ -164,6 +162,14 @@ def test_issue20_8_enospc_during_checkpoint_names_errno_and_path_and_resume_logs
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_write(fd, data)
     monkeypatch.setattr(pio, "_write", write)
+    return full
+
+
+def test_issue20_8_enospc_during_checkpoint_names_errno_and_path_and_resume_logs_each_step_once(tmp_path,
+                                                                                                  monkeypatch):
+    torch.set_num_threads(1)
+    cfg = small_config(max_steps=10, ckpt_every=4, log_every=1)
+    full = _disk_that_fills(monkeypatch)
     fill_at_4 = lambda model, step: full.update(on=step == 4)  # noqa: E731 - runs just before the step-4 save
     run = tmp_path / "run"
     with pytest.raises(OSError) as err:
@@ -185,14 +191,7 @@ def test_issue20_8_enospc_during_checkpoint_names_errno_and_path_and_resume_logs
 
 def test_issue20_8_enospc_mid_run_resumes_from_the_previous_checkpoint_with_one_line_per_step(tmp_path,
                                                                                                 monkeypatch):
-    full = {"on": False}
-    real_write = pio._write
-
-    def write(fd, data):
-        if full["on"]:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_write(fd, data)
-    monkeypatch.setattr(pio, "_write", write)
+    full = _disk_that_fills(monkeypatch)
     run = tmp_path / "run"
     with pytest.raises(OSError, match="ENOSPC"):
         Trainer(tiny_model(), source(), small_config(max_steps=12, ckpt_every=4, eval_every=1), run,
