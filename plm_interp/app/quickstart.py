@@ -157,7 +157,7 @@ def _analyses(args, longest: int) -> dict[str, dict]:
 def _headline(results, train_result) -> dict:
     gen, probe, att = results["generation"], results["nt_probe"], results["attention_boundary"]
     deepest = probe.levels[-1]
-    b = att.b_mean("end->end").max().item(), att.b_mean("other->other").max().item()
+    sh = att.same_head()   # every pair kind on the one head with the largest end->end B (Part 1 §5.2)
     out = {}
     if train_result is not None:
         out["final training loss"] = round(train_result.loss, 4) if train_result.loss is not None else None
@@ -173,7 +173,8 @@ def _headline(results, train_result) -> dict:
             round(100 * probe.accuracy("end_bit", deepest), 1),
             round(100 * probe.accuracy("end_bit", deepest, model="random-init"), 1)),
         "probes converged": probe.settings["converged"],
-        "best head B, NT-end->NT-end vs other->other": (round(b[0], 4), round(b[1], 4)),
+        f"B on head L{sh['layer']}H{sh['head']}, end->end / other->end / end->other / other->other": tuple(
+            None if sh[k] is None else round(sh[k], 4) for k in ("end->end", "other->end", "end->other", "other->other")),
     })
     return out
 
