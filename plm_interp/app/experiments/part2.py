@@ -65,8 +65,7 @@ part2_1_vprobes = Experiment(
     arms=(Arm("igsm-small", Shipped("igsm-small"), paper("igsm-med-pq-paper", "part2_1/igsm_med_pq.toml")),
           Arm("igsm-small-retry", Shipped("igsm-small-retry"),
               paper("igsm-med-qp-retry-perfect-p0.5-paper", "part2_2/igsm_med_qp_retry_perfect_p05.toml"))),
-    analyses=tuple(Analysis(f"v_probe-{p}", "v_probe", cpu={"probe": p, "n_train": 256, "n_test": 64,
-                                                           "steps": 200},
+    analyses=tuple(Analysis(f"v_probe-{p}", "v_probe", cpu={"probe": p},   # the default call (paper's measure)
                             paper={"probe": p, **PAPER_PROBE})
                    for p in V_PROBES),
     metrics=tuple(Metric(f"{p} %", f"v_probe-{p}", X.v_probe_accuracy(),
@@ -76,8 +75,8 @@ part2_1_vprobes = Experiment(
                   for p in V_PROBES),
     seeds={"cpu": (0, 1, 2), "paper": (0,)},
     note="Ours: the shipped 4-layer models on iGSM tiny (op <= 3); the seeds are the probes' (one trained model "
-         "each). Labels are balanced 50/50 for the binary probes (v_probe's default), so the majority guess is "
-         "near 50% where the paper's uniform queries give 55-95%.",
+         "each). The default call: the paper's uniform queries, so each figure stands beside its majority guess "
+         "(55-95% in the paper).",
 )
 
 DEEP = {"model.n_layers": 8, "model.n_heads": 3, "model.d_model": 96, "model.n_ctx": 192, "model.positional": "rot"}
@@ -92,8 +91,7 @@ part2_1_depth_width = Experiment(
           Arm("wide 2x192", curriculum("2x192", WIDE, {}), paper("igsm-med-pq-l4h30-paper",
                                                                  "comparisons/igsm_med_pq_l4h30.toml"))),
     analyses=(Analysis("reasoning_level", "reasoning_level", cpu={"n": 128}, paper={"n": 4096}),
-              Analysis("v_probe-nece", "v_probe", cpu={"probe": "nece", "layer": "all", "n_train": 256,
-                                                       "n_test": 64, "steps": 200},
+              Analysis("v_probe-nece", "v_probe", cpu={"probe": "nece", "layer": "all"},
                        paper={"probe": "nece", "layer": "all", **PAPER_PROBE})),
     metrics=(
         Metric("accuracy %", "reasoning_level", X.igsm_accuracy("in"), {"deep 8x96": "94.0 (20x576)",
