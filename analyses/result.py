@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import io
 import math
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from plm_interp.io import atomic_write_bytes, atomic_write_json
+from plm_interp.io import atomic_write_bytes, atomic_write_json, atomic_write_png
 
 
 def _plain(x: Any) -> Any:
@@ -200,14 +199,9 @@ class AnalysisResult(abc.ABC):
         import matplotlib
 
         matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
 
         directory = Path(directory)
         atomic_write_json(directory / "result.json", self.to_dict())
         atomic_write_bytes(directory / "table.md", (self.table() + "\n").encode())
-        fig = self.plot()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-        plt.close(fig)
-        atomic_write_bytes(directory / "plot.png", buf.getvalue())
+        atomic_write_png(directory / "plot.png", self.plot(), dpi=110)
         return directory

@@ -6,7 +6,6 @@ than one, and the controls in parentheses) beside the paper's figure; then the t
 """
 from __future__ import annotations
 
-import io
 import json
 import math
 import re
@@ -218,7 +217,7 @@ def build(exp: Experiment, scale: str, runs_dir: str | Path) -> Table:
 
 def write(table: Table, runs_dir: str | Path) -> Path:
     """``RUNS_DIR/_tables/<experiment>/``: ``table.md``, ``table.json`` and ``plot.png``; returns the directory."""
-    from plm_interp.io import atomic_write_bytes, atomic_write_json
+    from plm_interp.io import atomic_write_bytes, atomic_write_json, atomic_write_png
 
     out = Path(runs_dir) / TABLES / table.experiment.name
     atomic_write_bytes(out / "table.md", table.markdown().encode())
@@ -226,11 +225,5 @@ def write(table: Table, runs_dir: str | Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    fig = table.plot()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    atomic_write_bytes(out / "plot.png", buf.getvalue())
+    atomic_write_png(out / "plot.png", table.plot(), dpi=100)
     return out
