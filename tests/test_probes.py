@@ -199,3 +199,41 @@ def test_probe_init_depends_on_seed_only_and_leaves_the_global_rng_alone():
     assert torch.equal(torch.get_rng_state(), state)
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))
     assert not torch.equal(a.f.weight, c.f.weight)
+
+
+def test_length_grouped_full_loss_equals_the_padded_form_in_value_and_gradient():
+    """The fast full-mode loss (rows grouped by their valid-prefix length, one product per group) against the
+    padded softmax-and-renormalise form, on strings of five different lengths: same loss, same gradients."""
+    from plm_interp.probes import fit as fm
+
+    torch.manual_seed(3)
+    n, pos, d, H, C = 12, 9, 6, 3, 4
+    z = torch.randn(n, pos, d)
+    lengths = torch.tensor([9, 5, 7, 9, 3, 5, 8, 7, 9, 3, 8, 5])
+    valid = torch.arange(pos)[None] < lengths[:, None]
+    labels = torch.randint(0, C, (n, pos)).masked_fill(~valid, -1)
+    labels[:, 0] = -1  # BOS is read, never scored
+    assert fm._prefix_groups(z, valid, labels) is not None
+    grads = []
+    for build in (lambda f, fac: fm._grouped_loss(f, fac, H, C, fm._prefix_groups(z, valid, labels)),
+                  lambda f, fac: fm._padded_loss(f, fac, H, C, z, valid, labels)):
+        f = torch.nn.Linear(d, H * C)
+        f.load_state_dict({"weight": torch.linspace(-1, 1, H * C * d).view(H * C, d), "bias": torch.zeros(H * C)})
+        fac = fm._Factor(torch.randn(pos, H, 16))
+        with torch.no_grad():
+            fac.F.copy_(torch.linspace(-1.5, 1.5, fac.F.numel()).view_as(fac.F))
+        loss = build(f, fac)()
+        loss.backward()
+        grads.append((float(loss.detach()), f.weight.grad.clone(), fac.F.grad.clone()))
+    (l1, w1, p1), (l2, w2, p2) = grads
+    assert abs(l1 - l2) < 1e-5
+    torch.testing.assert_close(w1, w2, atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(p1, p2, atol=1e-5, rtol=1e-4)
+
+
+def test_a_valid_mask_with_holes_uses_the_padded_form():
+    from plm_interp.probes import fit as fm
+
+    valid = torch.ones(2, 5, dtype=torch.bool)
+    valid[0, 2] = False
+    assert fm._prefix_groups(torch.zeros(2, 5, 3), valid, torch.zeros(2, 5).long()) is None

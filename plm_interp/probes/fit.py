@@ -21,11 +21,16 @@ map of z is a linear map of x), and the ridge is defined on the weights of z, so
 units of any direction of the residual stream.
 
 Warm start of the mixing probes: from the seeded random P the mixing is close to uniform over the whole string,
-an almost flat region of the loss (the average of all positions carries little of a local label) where a
-full-batch method stalls. Both mixing modes therefore start from the fitted diagonal probe (the same map in
-every head) and from the seeded P scaled so that each position first reads mostly itself (self-logit
-ln(n_ctx) + 2); the fit then moves weight to the neighbours or positions that help. This is a starting point,
-not a constraint: the family and the objective are unchanged.
+an almost flat region of the loss where a full-batch method stalls. Both mixing modes therefore start from the
+fitted diagonal probe (the same map in every head) and from the seeded P scaled so that each position's self-logit
+is ln(n_ctx): it first reads about half from itself and half spread over the rest. (A larger self-logit, e.g.
+ln(n_ctx) + 2, starts nearer the diagonal optimum but in a saturated softmax; on demo-rot NT2 it reached a training
+loss of 0.117 after 200 iterations against 0.051 from ln(n_ctx), at the same held-out accuracy.) This is a
+starting point, not a constraint: the family and the objective are unchanged.
+
+Cost of the full mode: every row's valid positions are a prefix (BOS, the string, EOS), so rows are grouped by
+length and each group's mixing is one matrix product (:func:`_prefix_groups`); on demo-rot this is 2.3x faster
+per evaluation than the padded form, with the same loss.
 """
 from __future__ import annotations
 
@@ -106,7 +111,7 @@ def _warm_start(f, P, H, C, z, labels, ridge, stop) -> None:
     with torch.enable_grad():
         _fit_diagonal(f, H, C, z, labels, ridge, {**stop, "on_eval": None})
     self_logit = (P * P).sum(-1).mean()
-    P.mul_(((math.log(P.shape[0]) + 2) / self_logit).sqrt())
+    P.mul_((math.log(P.shape[0]) / self_logit).sqrt())
 
 
 def _penalty(ridge: float, *weights: torch.Tensor) -> torch.Tensor:
@@ -182,10 +187,62 @@ def _fit_tridiagonal(f, P, H, C, acts, valid, labels, ridge, stop) -> FitReport:
 
 
 def _fit_full(f, P, H, C, acts, valid, labels, ridge, stop) -> FitReport:
+    factor = _Factor(P[: acts.shape[1]])
+    groups = _prefix_groups(acts, valid, labels)
+    full_loss = _grouped_loss(f, factor, H, C, groups) if groups is not None else _padded_loss(f, factor, H, C, acts,
+                                                                                              valid, labels)
+
+    def loss():
+        return full_loss() + _penalty(ridge, f.weight) + factor.penalty(ridge)
+
+    report = fit_lbfgs(loss, [*f.parameters(), factor.F], **stop)
+    with torch.no_grad():
+        factor.write_back(P[: acts.shape[1]])
+    return report
+
+
+def _prefix_groups(acts, valid, labels):
+    """Rows grouped by their number of valid positions, when every row's valid positions are a prefix (BOS,
+    the string, EOS: always so in ``nt_probe``); else None.
+
+    Why: within a group of length L the softmax over the valid keys is the same for every row, so the mixing is
+    one ``[L, L·heads] @ [L·heads, rows·classes]`` product with no padding, no per-row renormalisation and no
+    per-head output tensor: about 3x less work per evaluation than the padded form (same numbers)."""
+    n, pos, _ = acts.shape
+    lengths = valid.sum(1)
+    if not torch.equal(valid, torch.arange(pos, device=valid.device)[None] < lengths[:, None]):
+        return None
+    groups = []
+    for length in lengths.unique().tolist():
+        rows = torch.nonzero(lengths == length)[:, 0]
+        lab = labels[rows, :length].T  # [i, row]
+        i, b = torch.nonzero(lab >= 0, as_tuple=True)
+        if len(i):
+            groups.append((length, acts[rows, :length].transpose(0, 1).contiguous(), i, b, lab[i, b]))
+    return groups
+
+
+def _grouped_loss(f, factor, H, C, groups):
+    y = torch.cat([g[4] for g in groups])
+
+    def loss():
+        gram = factor.gram()  # [H, pos, pos]
+        log_norm = torch.logcumsumexp(gram, dim=-1)  # log Σ_{k <= j} exp ⟨P_i, P_k⟩: the softmax over a prefix
+        outs = []
+        for length, z, i, b, _ in groups:
+            w = torch.exp(gram[:, :length, :length] - log_norm[:, :length, length - 1 : length])  # [H, i, k]
+            w = w.permute(1, 2, 0).reshape(length, length * H)  # [i, (k, head)]
+            u = f(z).view(length, z.shape[1], H, C).permute(0, 2, 1, 3).reshape(length * H, -1)  # [(k, head), (row, c)]
+            outs.append((w @ u).view(length, z.shape[1], C)[i, b])
+        return F.cross_entropy(torch.cat(outs), y)
+
+    return loss
+
+
+def _padded_loss(f, factor, H, C, acts, valid, labels):
     sel = labels >= 0
     y = labels[sel]
     n, pos, _ = acts.shape
-    factor = _Factor(P[:pos])
     v = valid.to(acts.dtype)
 
     def loss():
@@ -194,12 +251,11 @@ def _fit_full(f, P, H, C, acts, valid, labels, ridge, stop) -> FitReport:
         num = torch.einsum("rik,bkrc->birc", w, per_head)
         den = torch.einsum("rik,bk->bir", w, v).clamp_min(1e-30)
         out = (num / den[..., None]).sum(2)[sel]
-        return F.cross_entropy(out, y) + _penalty(ridge, f.weight) + factor.penalty(ridge)
+        return F.cross_entropy(out, y)
 
-    report = fit_lbfgs(loss, [*f.parameters(), factor.F], **stop)
-    with torch.no_grad():
-        factor.write_back(P[:pos])
-    return report
+    return loss
+
+
 @torch.no_grad()
 def predict(probe: MultiHeadLinearProbe, acts: Float[torch.Tensor, "n pos d_model"],
             valid: Bool[torch.Tensor, "n pos"], batch_size: int = 256) -> Int[torch.Tensor, "n pos"]:
