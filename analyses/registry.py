@@ -30,6 +30,7 @@ a user's by ``--import`` or by the entry points of installed distributions.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
@@ -48,6 +49,9 @@ ENTRY_POINT_GROUP = "plm_interp.analyses"
 _LAYER_OPTIONS = ("layer", "layers")
 
 
+_depth: list[str] = []  # the registered analyses running now, outermost first
+
+
 def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator: register ``fn(model, task=None, **options) -> AnalysisResult`` under ``name``."""
     if not isinstance(name, str) or not name.isidentifier():
@@ -57,10 +61,26 @@ def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         params = list(inspect.signature(fn).parameters)
         if params[:2] != ["model", "task"]:
             raise TypeError(f"analysis {name!r}: signature must start with (model, task, ...), got {params}")
-        if name in _ANALYSES and _ANALYSES[name] is not fn:
+        if name in _ANALYSES and getattr(_ANALYSES[name], "__wrapped__", None) is not fn:
             raise ValueError(f"analysis name {name!r} is already registered to {_ANALYSES[name].__module__}")
-        _ANALYSES[name] = fn
-        return fn
+
+        @functools.wraps(fn)
+        def on_free_cores(*args: Any, **kwargs: Any) -> Any:
+            """Every analysis runs with torch threads from the free cores (plm_interp.runtime): beside another
+            busy job, one thread per core would make each call several times slower (issue 17)."""
+            if _depth:  # an analysis inside another keeps the outer call's threads
+                return fn(*args, **kwargs)
+            from plm_interp.runtime import torch_threads
+
+            _depth.append(name)
+            try:
+                with torch_threads():
+                    return fn(*args, **kwargs)
+            finally:
+                _depth.pop()
+
+        _ANALYSES[name] = on_free_cores
+        return on_free_cores
 
     return wrap
 

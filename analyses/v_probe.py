@@ -234,7 +234,8 @@ def fit_v_probe(model, train: VExamples, layer: int, n_classes: int, rank: int =
     not fallen by a fraction ``tol`` for ``patience`` steps, or ``steps`` (a ceiling). The paper draws fresh
     problems for every batch; a training pool larger than ``steps * batch_size`` comes close (each example seen
     about once), so the running loss tracks held-out loss rather than memorisation. ``fit_info`` records the joint
-    steps taken, whether the plateau was reached, and the training loss and accuracy (on the head-stage subset).
+    steps taken, whether the plateau was reached, and the training loss and accuracy (on the first 256 examples of
+    the head-stage subset).
     """
     from tqdm.auto import tqdm
 
@@ -277,9 +278,10 @@ def fit_v_probe(model, train: VExamples, layer: int, n_classes: int, rank: int =
         for p, g in zip(model.parameters(), grad_state):
             p.requires_grad_(g)
     probe.eval()
-    with torch.no_grad():
-        logits = probe.head(probe.all_states(model, sub).to(dev))
-        y = sub.labels.to(dev)
+    with torch.no_grad():  # the training record on (up to) 256 of those examples: a fit check, not a figure
+        check = sub.subset(range(min(len(sub), 256)))
+        logits = probe.head(probe.all_states(model, check).to(dev))
+        y = check.labels.to(dev)
         probe.fit_info = {"steps": taken, "converged": converged,
                           "train_loss": float(F.cross_entropy(logits, y)),
                           "train_acc": float((logits.argmax(-1) == y).float().mean())}

@@ -140,3 +140,35 @@ def test_every_builtin_analysis_module_is_registered_under_its_own_name():
         text = path.read_text()
         for name in re.findall(r'^@register\("(\w+)"\)', text, re.M):
             assert name in registered, f"{path.name} registers {name!r} but discovery missed it"
+
+
+def test_every_analysis_runs_on_the_free_cores_and_restores_the_callers_threads(monkeypatch):
+    """Two usable cores with one busy: a registered analysis runs one torch thread; a nested analysis keeps it."""
+    import torch
+
+    from analyses import registry
+    from plm_interp import runtime
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("PLM_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
+    monkeypatch.setattr(runtime, "load_average", lambda: 1.0)
+    seen = []
+    inner = registry.register("threads_inner_test")(lambda model, task=None: seen.append(torch.get_num_threads()))
+
+    def outer(model, task=None):
+        seen.append(torch.get_num_threads())
+        monkeypatch.setattr(runtime, "load_average", lambda: 0.0)  # the nested call must not re-decide
+        inner(model)
+
+    outer = registry.register("threads_outer_test")(outer)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        analyses.run("threads_outer_test", None)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+        registry._ANALYSES.pop("threads_inner_test")
+        registry._ANALYSES.pop("threads_outer_test")
+    assert seen == [1, 1]

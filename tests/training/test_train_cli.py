@@ -170,3 +170,32 @@ def test_issue20_1_second_train_on_a_locked_run_dir_writes_nothing(tmp_path, cap
     # the holder is gone: the same command now runs (a stale lock is taken over)
     assert main(["train", "count_test", *BASE, "--run-dir", str(run_dir)]) == 0
     assert json.loads((run_dir / "config.json").read_text())["train"]["max_steps"] == 4
+
+
+def test_train_uses_the_free_cores_and_says_so(tmp_path, monkeypatch, capsys):
+    """Beside one busy job on two cores the trainer runs one torch thread (not one per core), and logs why."""
+    import torch
+
+    from plm_interp import runtime
+    from plm_interp.training.trainer import Trainer
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("PLM_THREADS", raising=False)
+    monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
+    monkeypatch.setattr(runtime, "load_average", lambda: 1.0)
+    seen, fit = [], Trainer.fit
+
+    def spy(self, *a, **k):
+        seen.append(torch.get_num_threads())
+        return fit(self, *a, **k)
+
+    monkeypatch.setattr(Trainer, "fit", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert main(["train", "count_test", *BASE, "--run-dir", str(tmp_path / "run")]) == 0
+        assert torch.get_num_threads() == 2  # the caller's setting is restored
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1]
+    assert "2 usable cores, load average 1.00 -> 1 torch thread(s)" in capsys.readouterr().err
