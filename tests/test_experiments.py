@@ -268,3 +268,20 @@ def test_table_is_rebuilt_from_planted_run_directories(tmp_path):
                                           ("0.00455", 0.00455), ("collapses", None), (None, None)])
 def test_paper_cells_plot_at_their_first_number(text, number):
     assert table._number(text) == number
+
+
+def test_a_single_seed_proportion_carries_its_wilson_interval(tmp_path):
+    """One seed's 85/100 shows the 95% Wilson interval computed by hand: centre (p + z²/2n)/(1 + z²/n)."""
+    import math
+
+    stage = Train("one", "cfg", preset="small")
+    exp = Experiment("single", "Single", "nowhere", arms=(Arm("a", stage, stage),),
+                     analyses=(Analysis("robustness", "robustness"),),
+                     metrics=(Metric("acc", "robustness", lambda r: r["acc"], count=lambda r: r["n"]),),
+                     seeds={"cpu": (0,), "paper": (0,)})
+    _plant(tmp_path / "one-s0", "robustness", {"acc": 0.85, "n": 100}, tokens=10)
+    z, n, p = 1.959963984540054, 100, 0.85
+    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    cell = table.build(exp, "cpu", tmp_path).rows()[0]["acc (ours)"]
+    assert cell == f"85.0 (95% CI {100 * (centre - half):.1f}–{100 * (centre + half):.1f}, 100 items)"
+    assert cell == "85.0 (95% CI 76.7–90.7, 100 items)"

@@ -33,9 +33,10 @@ def nt_probe_mean(probe: str, model: str = "trained", key: str = "acc") -> Extra
     return read
 
 
-def robustness_accuracy(rate: float, temperature: float) -> Extract:
-    """``robustness``: accuracy of completions of prefixes with a fraction ``rate`` of tokens flipped."""
-    return lambda r: next(x["accuracy"] for x in r["records"]
+def robustness_accuracy(rate: float, temperature: float, key: str = "accuracy") -> Extract:
+    """``robustness``: accuracy of completions of prefixes with a fraction ``rate`` of tokens flipped
+    (``key="n"``: the completions behind it)."""
+    return lambda r: next(x[key] for x in r["records"]
                           if abs(x["rate"] - rate) < 1e-9 and abs(x["temperature"] - temperature) < 1e-9)
 
 
@@ -54,10 +55,18 @@ def igsm_accuracy(set_name: str, op: int | str = "all", key: str = "acc") -> Ext
 
 
 def igsm_ood_accuracy(key: str = "acc") -> Extract:
-    """Mean accuracy over the out-of-distribution sets (``"op=k"``), each weighted by its problems."""
+    """Mean accuracy over the out-of-distribution sets (``"op=k"``), each weighted by its problems
+    (``key="n"``: the problems, summed)."""
     def read(r):
         rows = [x for x in r["records"] if x["set"].startswith("op=") and x["op"] == "all"]
         if not rows:
             raise KeyError("op=")
+        if key == "n":
+            return sum(x["n"] for x in rows)
         return sum(x[key] * x["n"] for x in rows) / sum(x["n"] for x in rows)
     return read
+
+
+def generation_count(cut: str) -> Extract:
+    """``generation``: completions behind the accuracy at ``cut``."""
+    return lambda r: r["n_by_cut"].get(cut, r["n"])

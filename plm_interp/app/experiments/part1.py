@@ -48,9 +48,10 @@ part1_schemes = Experiment(
         Analysis("nt_probe", "nt_probe", cpu={"max_iter": 100}),
     ),
     metrics=(
-        Metric("cut0 %", "generation", X.generation_accuracy("cut0"), CUT0),
+        Metric("cut0 %", "generation", X.generation_accuracy("cut0"), CUT0, count=X.generation_count("cut0")),
         Metric("cut20 % (paper: cut50)", "generation", X.generation_accuracy("cut20"),
-               {"abs": "57.3", "rel": "98.8", "rot": "97.7", "pos": "93.8", "uni": "92.9"}),
+               {"abs": "57.3", "rel": "98.8", "rot": "97.7", "pos": "93.8", "uni": "92.9"},
+               count=X.generation_count("cut20")),
         Metric("KL nats/pos", "generation", X.generation_kl, KL, percent=False, digits=4),
         Metric("NT-end probe (diag) %", "nt_probe", X.nt_probe_mean("nt_end_diag"), NT_END_DIAG,
                controls={"random-init": X.nt_probe_mean("nt_end_diag", "random-init"),
@@ -75,13 +76,13 @@ part1_corrupted = Experiment(
     analyses=(Analysis("robustness", "robustness",
                        cpu={"rates": [0.0, 0.1, 0.15], "temperatures": [0.1, 0.2, 1.0], "n": 128, "prefix_len": 20}),),
     metrics=(
-        Metric("15% flipped, T=0.1", "robustness", X.robustness_accuracy(0.15, 0.1),
-               {"clean": "≈ 30", "corrupt 0.1": "≈ 80"}),
-        Metric("15% flipped, T=0.2", "robustness", X.robustness_accuracy(0.15, 0.2),
-               {"clean": "≈ 30", "corrupt 0.1": "≈ 80"}),
-        Metric("15% flipped, T=1", "robustness", X.robustness_accuracy(0.15, 1.0),
-               {"clean": "≈ 30", "corrupt 0.1": "low (continues in corrupted mode)"}),
-        Metric("clean prefix, T=1", "robustness", X.robustness_accuracy(0.0, 1.0)),
+        *(Metric(f"15% flipped, T={t:g}", "robustness", X.robustness_accuracy(0.15, t), paper,
+                 count=X.robustness_accuracy(0.15, t, "n"))
+          for t, paper in ((0.1, {"clean": "≈ 30", "corrupt 0.1": "≈ 80"}),
+                           (0.2, {"clean": "≈ 30", "corrupt 0.1": "≈ 80"}),
+                           (1.0, {"clean": "≈ 30", "corrupt 0.1": "low (continues in corrupted mode)"}))),
+        Metric("clean prefix, T=1", "robustness", X.robustness_accuracy(0.0, 1.0),
+               count=X.robustness_accuracy(0.0, 1.0, "n")),
     ),
     seeds=SEEDS,
     note="Ours: demo grammar, prefixes of 20 tokens (the paper: 50 on cfg3f); the clean arm is the same run as "

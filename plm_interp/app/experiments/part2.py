@@ -46,16 +46,16 @@ EVAL = Analysis("retry_eval", "retry_eval", cpu={"n": 128}, paper={"n": 4096})
 #: V-probe fits at the paper scale: more problems and steps than the CPU's (paper: 100k steps, fresh problems)
 PAPER_PROBE = {"n_train": 4096, "n_test": 4096, "steps": 20_000}
 ACC = (
-    Metric("in-distribution %", "retry_eval", X.igsm_accuracy("in"), {}),
-    Metric("OOD (op 4-5) %", "retry_eval", X.igsm_ood_accuracy()),
+    Metric("in-distribution %", "retry_eval", X.igsm_accuracy("in"), {}, count=X.igsm_accuracy("in", key="n")),
+    Metric("OOD (op 4-5) %", "retry_eval", X.igsm_ood_accuracy(), count=X.igsm_ood_accuracy("n")),
     Metric("retracted sentences / problem", "retry_eval", X.igsm_accuracy("in", key="retries"), percent=False,
            digits=2),
 )
 
 
 def _acc(paper_in: dict[str, str], paper_ood: dict[str, str] | None = None) -> tuple[Metric, ...]:
-    return (Metric(ACC[0].label, "retry_eval", ACC[0].extract, paper_in),
-            Metric(ACC[1].label, "retry_eval", ACC[1].extract, paper_ood or {}), ACC[2])
+    return (Metric(ACC[0].label, "retry_eval", ACC[0].extract, paper_in, count=ACC[0].count),
+            Metric(ACC[1].label, "retry_eval", ACC[1].extract, paper_ood or {}, count=ACC[1].count), ACC[2])
 
 
 part2_1_vprobes = Experiment(
@@ -71,7 +71,8 @@ part2_1_vprobes = Experiment(
     metrics=tuple(Metric(f"{p} %", f"v_probe-{p}", X.v_probe_accuracy(),
                          {"igsm-small": "99+ (op=23: 94.7)" if p == "nece" else "99+", "igsm-small-retry": "99+"},
                          controls={"random-init": X.v_probe_accuracy("random-init"),
-                                   "majority": X.v_probe_accuracy(key="majority")})
+                                   "majority": X.v_probe_accuracy(key="majority")},
+                         count=X.v_probe_accuracy(key="n"))
                   for p in V_PROBES),
     seeds={"cpu": (0, 1, 2), "paper": (0,)},
     note="Ours: the shipped 4-layer models on iGSM tiny (op <= 3); the seeds are the probes' (one trained model "
@@ -95,9 +96,11 @@ part2_1_depth_width = Experiment(
                        paper={"probe": "nece", "layer": "all", **PAPER_PROBE})),
     metrics=(
         Metric("accuracy %", "reasoning_level", X.igsm_accuracy("in"), {"deep 8x96": "94.0 (20x576)",
-                                                                       "wide 2x192": "68.6 (4x1920)"}),
-        *(Metric(f"op={k} %", "reasoning_level", X.igsm_accuracy("in", k)) for k in (1, 2, 3)),
-        Metric("reask %", "reasoning_level", X.igsm_accuracy("reask")),
+                                                                       "wide 2x192": "68.6 (4x1920)"},
+               count=X.igsm_accuracy("in", key="n")),
+        *(Metric(f"op={k} %", "reasoning_level", X.igsm_accuracy("in", k), count=X.igsm_accuracy("in", k, "n"))
+          for k in (1, 2, 3)),
+        Metric("reask %", "reasoning_level", X.igsm_accuracy("reask"), count=X.igsm_accuracy("reask", key="n")),
         Metric("nece probe, last layer %", "v_probe-nece", X.v_probe_accuracy(),
                controls={"random-init": X.v_probe_accuracy("random-init")}),
         Metric("nece probe, middle layer %", "v_probe-nece", X.v_probe_accuracy(layer="middle"),

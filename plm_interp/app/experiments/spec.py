@@ -97,6 +97,8 @@ class Metric:
     controls: dict[str, Callable[[dict], float | None]] = field(default_factory=dict)
     percent: bool = True
     digits: int = 1
+    #: the number of items behind a proportion (problems, queries), for its 95% Wilson interval when one seed ran
+    count: Callable[[dict], float | None] | None = None
 
 
 @dataclass(frozen=True)

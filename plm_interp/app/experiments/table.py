@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from analyses.result import wilson
 from plm_interp.app.experiments.runner import LOG, model_dir, run_dir
 from plm_interp.app.experiments.spec import Experiment, Metric, Shipped, Source, Train
 
@@ -24,13 +25,19 @@ TABLES = "_tables"
 @dataclass
 class Cell:
     values: list[float] = field(default_factory=list)  # one per finished seed
+    counts: list[int] = field(default_factory=list)  # items behind each value (when the metric says)
     controls: dict[str, list[float]] = field(default_factory=dict)
     applies: bool = True  # False where the metric's analysis is not run on the arm (generation on an encoder)
 
     @staticmethod
-    def fmt(values: list[float], m: Metric) -> str:
-        """Mean, and (min–max, n) when there is more than one value, in the metric's units."""
+    def fmt(values: list[float], m: Metric, counts: list[int] | None = None) -> str:
+        """Mean, and (min–max, n) when there is more than one value, in the metric's units; one seed's proportion
+        with its item count gets its 95% Wilson interval instead (a single run still carries its uncertainty)."""
         scale = 100 if m.percent else 1
+        if len(values) == 1 and m.percent and counts and len(counts) == 1 and counts[0] > 0:
+            lo, hi = wilson(values[0] * counts[0], counts[0])
+            return f"{100 * values[0]:.{m.digits}f} (95% CI {100 * lo:.{m.digits}f}–{100 * hi:.{m.digits}f}, " \
+                   f"{counts[0]} items)"
         vs = [v * scale for v in values]
         mean = sum(vs) / len(vs)
         d = m.digits
@@ -47,7 +54,7 @@ class Cell:
             return NOT_APPLICABLE
         if not self.values:
             return NOT_RUN
-        text = self.fmt(self.values, m)
+        text = self.fmt(self.values, m, self.counts)
         ctl = [f"{name} {self.fmt(v, m)}" for name, v in self.controls.items() if v]
         return text + (f"; {', '.join(ctl)}" if ctl else "")
 
@@ -198,6 +205,9 @@ def build(exp: Experiment, scale: str, runs_dir: str | Path) -> Table:
                     continue
                 cell = cells[arm.label][m.label]
                 cell.values.append(value)
+                count = _safe(m.count, result) if m.count is not None else None
+                if count is not None:
+                    cell.counts.append(int(count))
                 for name, ex in m.controls.items():
                     v = _safe(ex, result)
                     if v is not None:
