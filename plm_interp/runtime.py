@@ -3,13 +3,14 @@
 Why: torch starts one thread per core. On a machine shared with one other busy job, two threads per core
 contend and every matmul waits on the other job's time slices; the issue that motivated this module measured
 an analysis slowing about 10x beside one job. Counting the cores this process may run on
-(``os.sched_getaffinity``) minus the ones other processes keep busy (the 1-minute load average, less our own
-running threads) and using that many threads keeps each call close to its idle speed.
+(``os.sched_getaffinity``) minus the ones other processes keep busy (their threads running now, sampled from the
+kernel's run queue) and using that many threads keeps each call close to its idle speed.
 """
 from __future__ import annotations
 
 import logging
 import os
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator
@@ -29,7 +30,7 @@ class CoreBudget:
 
     @property
     def reason(self) -> str:
-        return (f"{self.cores} usable cores, load average {self.load:.2f} -> {self.threads} torch thread(s), "
+        return (f"{self.cores} usable cores, {self.load:.2f} busy with other work -> {self.threads} torch thread(s), "
                 f"{self.workers} data worker(s)")
 
 
@@ -41,22 +42,34 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def load_average() -> float:
-    """The 1-minute load average (runnable threads, averaged), 0 where the OS does not report it."""
-    try:
-        with open("/proc/loadavg") as fh:
-            return float(fh.read().split()[0])
-    except (OSError, ValueError, IndexError):
+def load_average(samples: int = 5, interval: float = 0.02) -> float:
+    """Threads of other processes running now: the kernel's count of runnable threads (``/proc/loadavg``'s
+    4th field) less this one, averaged over ``samples`` reads ``interval`` seconds apart.
+
+    Why not the 1-minute load average: it lags by about a minute both ways, so a call made just after a job ended
+    took one thread on an idle machine, and a call made just after a job started took every core beside it.
+    Elsewhere (no ``/proc``) the OS's 1-minute load average is used."""
+    counts = []
+    for i in range(samples):
         try:
-            return os.getloadavg()[0]
-        except (AttributeError, OSError):
-            return 0.0
+            with open("/proc/loadavg") as fh:
+                counts.append(int(fh.read().split()[3].split("/")[0]) - 1)
+        except (OSError, ValueError, IndexError):
+            break
+        if i + 1 < samples:
+            time.sleep(interval)
+    if counts:
+        return max(0.0, sum(counts) / len(counts))
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
 
 
 def core_budget(own_threads: int = 0, cores: int | None = None, load: float | None = None) -> CoreBudget:
     """Threads = usable cores minus the load other processes put on them (rounded), at least 1.
 
-    ``own_threads``: threads of this process already running and counted in the load average (so a long job
+    ``own_threads``: threads of this process already running and counted as busy (so a long job
     that re-asks does not count itself as someone else). Data workers are only worth having when a core is left
     over after the compute threads: on a busy 2-core machine a worker process steals the only free core.
     """

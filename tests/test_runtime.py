@@ -40,3 +40,15 @@ def test_one_bar_names_the_stage_and_progress_false_is_silent(capsys):
     with Stages("nt_probe", {"activations": 1}, progress=False) as bar:
         bar.stage("activations").advance(1)
     assert capsys.readouterr().err == ""
+
+
+def test_busy_threads_are_read_from_the_run_queue_now_not_the_minute_average(monkeypatch):
+    """/proc/loadavg reads "1-min 5-min 15-min running/total last-pid": the running count less this reader."""
+    import io
+
+    from plm_interp import runtime
+
+    reads = iter(["7.90 3.00 1.00 2/300 99\n", "7.90 3.00 1.00 3/300 99\n", "7.90 3.00 1.00 2/300 99\n",
+                  "7.90 3.00 1.00 2/300 99\n"])
+    monkeypatch.setattr(runtime, "open", lambda *a, **k: io.StringIO(next(reads)), raising=False)
+    assert runtime.load_average(samples=4, interval=0) == pytest.approx((1 + 2 + 1 + 1) / 4)

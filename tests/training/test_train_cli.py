@@ -198,4 +198,4 @@ def test_train_uses_the_free_cores_and_says_so(tmp_path, monkeypatch, capsys):
     finally:
         torch.set_num_threads(before)
     assert seen == [1]
-    assert "2 usable cores, load average 1.00 -> 1 torch thread(s)" in capsys.readouterr().err
+    assert "2 usable cores, 1.00 busy with other work -> 1 torch thread(s)" in capsys.readouterr().err
