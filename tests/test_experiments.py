@@ -285,3 +285,13 @@ def test_a_single_seed_proportion_carries_its_wilson_interval(tmp_path):
     cell = table.build(exp, "cpu", tmp_path).rows()[0]["acc (ours)"]
     assert cell == f"85.0 (95% CI {100 * (centre - half):.1f}–{100 * (centre + half):.1f}, 100 items)"
     assert cell == "85.0 (95% CI 76.7–90.7, 100 items)"
+
+
+def test_a_shipped_arm_and_a_trained_arm_of_seed_0_are_scored_on_the_same_problems():
+    """lora_vs_full's base (shipped) row and its fine-tuned rows: retry_eval gets the same (default) seed."""
+    from plm_interp.app.experiments import part2
+
+    exp = part2.part2_2_lora_vs_full
+    opts = {arm.label: runner.analysis_options(part2.EVAL, "cpu", arm.source("cpu"), 0) for arm in exp.arms}
+    assert all("seed" not in o for o in opts.values()) and len({json.dumps(o) for o in opts.values()}) == 1
+    assert runner.analysis_options(part2.EVAL, "cpu", Shipped("igsm-small"), 2)["seed"] == 2  # a probe-seed sweep

@@ -110,7 +110,9 @@ def analysis_options(a: Analysis, scale: str, src: Source, seed: int) -> dict[st
         opts.update({k: v for k, v in TINY_OPTIONS.get(a.name, {}).items() if k in params})
     if "progress" in params:
         opts["progress"] = False
-    if isinstance(src, Shipped) and "seed" in params:  # a shipped model has one training; vary the analysis
+    # A shipped model has one training, so its seeds vary the analysis instead; seed 0 keeps the analysis's
+    # default, so a shipped arm and a trained arm of the same seed are scored on the same problems (like with like)
+    if isinstance(src, Shipped) and "seed" in params and seed != 0:
         opts["seed"] = seed
     return opts
 
