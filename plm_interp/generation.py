@@ -7,6 +7,7 @@ equal length (no padding enters any position), and returned as a list in the inp
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Sequence
 
 import torch
@@ -117,6 +118,30 @@ def _generate_batch(model, tokens, max_new_tokens, temperature, top_k, top_p, fr
     if not 0 <= max_new_tokens <= room:
         raise ValueError(f"max_new_tokens = {max_new_tokens} does not fit: prompt length {tokens.shape[1]} + "
                          f"new tokens must be <= n_ctx = {model.cfg.n_ctx}")
+    with _fused(model):
+        return _decode(model, tokens, max_new_tokens, temperature, top_k, top_p, freq_penalty, eos, use_cache,
+                       generator, verbose)
+
+
+@contextlib.contextmanager
+def _fused(model):
+    """Decode with the fused attention / LayerNorm kernels (``fast_path = "on"``): points with a TransformerLens
+    hook still run unfused, so ``run_with_hooks`` and ``hooks()`` see every tensor; only tools that hook modules
+    their own way miss ``hook_pattern`` and the LayerNorm scales here, and ``model.fast_path = "off"`` restores
+    them. Why: on demo-rot (batch 256, one thread) the eval-mode hook points cost a third of decoding's time."""
+    before = getattr(model, "fast_path", None)
+    if before != "train":
+        yield
+        return
+    model.fast_path = "on"
+    try:
+        yield
+    finally:
+        model.fast_path = before
+
+
+def _decode(model, tokens, max_new_tokens, temperature, top_k, top_p, freq_penalty, eos, use_cache, generator,
+            verbose):
     cache = KVCache.empty(model.cfg.n_layers) if use_cache else None
     finished = torch.zeros(tokens.shape[0], dtype=torch.bool, device=tokens.device)
     step_input = tokens

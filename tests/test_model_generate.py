@@ -74,3 +74,38 @@ def test_bad_generation_arguments_are_refused(kwargs, match):
 def test_encoder_cannot_generate():
     with pytest.raises(ValueError, match="bidirectional"):
         tiny_model("rel", attention_dir="bidirectional").generate(torch.tensor([[1]]), max_new_tokens=1)
+
+
+def test_the_growing_cache_equals_concatenation_and_keeps_earlier_views():
+    """Appends write into spare room (no copy per token); a view taken earlier (cut_cache) keeps its values,
+    and a cut cache that grows on its own does not write into the original's room."""
+    from plm_interp.generation import cut_cache
+    from plm_interp.model.kv_cache import KVCache
+
+    torch.manual_seed(0)
+    cache, ref = KVCache.empty(1), []
+    for step in range(40):
+        k, v = torch.randn(2, 1 if step else 3, 2, 4), torch.randn(2, 1 if step else 3, 2, 4)
+        ref.append((k, v))
+        got_k, got_v = cache.entries[0].append(k, v)
+        if step == 10:
+            early = cut_cache(cache, 5)
+            early_k = early.entries[0].k.clone()
+    assert torch.equal(got_k, torch.cat([k for k, _ in ref], 1)) and torch.equal(got_v, torch.cat([v for _, v in ref], 1))
+    assert torch.equal(early.entries[0].k, early_k)
+    branch_k, _ = early.entries[0].append(torch.ones(2, 1, 2, 4), torch.ones(2, 1, 2, 4))
+    assert torch.equal(branch_k[:, 5], torch.ones(2, 2, 4)) and torch.equal(cache.entries[0].k, got_k)
+
+
+def test_generate_runs_fused_yet_transformerlens_hooks_see_every_step_and_the_setting_is_restored():
+    model = tiny_model("rot")
+    prompt = torch.randint(0, 11, (2, 4), generator=torch.Generator().manual_seed(1))
+    seen = []
+    model.add_hook("blocks.0.attn.hook_pattern", lambda x, hook: seen.append(tuple(x.shape)))
+    try:
+        hooked = model.generate(prompt, max_new_tokens=3, temperature=0)
+    finally:
+        model.reset_hooks()
+    assert seen == [(2, model.cfg.n_heads, 4, 4), (2, model.cfg.n_heads, 1, 5), (2, model.cfg.n_heads, 1, 6)]
+    assert model.fast_path == "train"
+    assert torch.equal(hooked, model.generate(prompt, max_new_tokens=3, temperature=0))

@@ -121,8 +121,9 @@ class Attention(nn.Module):
         qh, kh, vh = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         bias = self.positional.score_bias(qh, kh, q_pos, k_pos)
         same_len = q.shape[1] == k.shape[1]
-        if bias is None and (allowed is None or same_len):
-            z = F.scaled_dot_product_attention(qh, kh, vh, is_causal=allowed is not None,
+        # one new query after a cache (a decoding step) is the last key, so it sees every key: no mask needed
+        if bias is None and (allowed is None or same_len or q.shape[1] == 1):
+            z = F.scaled_dot_product_attention(qh, kh, vh, is_causal=allowed is not None and same_len,
                                                scale=self.positional.scale)
         else:
             mask = allowed
