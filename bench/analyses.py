@@ -147,7 +147,11 @@ def _child(args: list[str]) -> dict:
 
 
 def loadavg() -> str:
-    return Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "n/a"
+    """Other threads running now (the run queue, as the library reads it), beside the lagging 1-minute average."""
+    from plm_interp.runtime import load_average
+
+    minute = Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "n/a"
+    return f"{load_average():.1f} now / {minute} 1-min"
 
 
 def main() -> None:
