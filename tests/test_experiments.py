@@ -295,3 +295,10 @@ def test_a_shipped_arm_and_a_trained_arm_of_seed_0_are_scored_on_the_same_proble
     opts = {arm.label: runner.analysis_options(part2.EVAL, "cpu", arm.source("cpu"), 0) for arm in exp.arms}
     assert all("seed" not in o for o in opts.values()) and len({json.dumps(o) for o in opts.values()}) == 1
     assert runner.analysis_options(part2.EVAL, "cpu", Shipped("igsm-small"), 2)["seed"] == 2  # a probe-seed sweep
+
+
+def test_the_plan_is_seed_major_so_a_campaign_stopped_part_way_holds_complete_comparisons(tmp_path):
+    from plm_interp.app.experiments import part1
+
+    trains = [(s.label, s.seed) for s in runner.plan(part1.part1_corrupted, "cpu", tmp_path) if s.kind == "train"]
+    assert trains == [("clean", 0), ("corrupt 0.1", 0), ("clean", 1), ("corrupt 0.1", 1)]

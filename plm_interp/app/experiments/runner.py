@@ -157,12 +157,15 @@ def _quote(arg: str) -> str:
 
 
 def plan(exp: Experiment, scale: str, runs_dir: str | Path) -> list[Step]:
-    """Every step of ``exp`` at ``scale``, in order (a stage before the run that starts from it), deduplicated."""
+    """Every step of ``exp`` at ``scale``, in order (a stage before the run that starts from it), deduplicated.
+
+    Seed-major: every arm's first seed comes before any arm's second, so a campaign stopped part-way already
+    holds complete comparisons (all arms at the same seeds) rather than one arm at every seed."""
     runs_dir = Path(runs_dir)
     steps, seen = [], set()
-    for arm in exp.arms:
-        src = arm.source(scale)
-        for seed in exp.seeds_at(scale):
+    for seed in exp.seeds_at(scale):
+        for arm in exp.arms:
+            src = arm.source(scale)
             if isinstance(src, Train):
                 for run in src.chain():
                     d = run_dir(runs_dir, run.name, seed)
