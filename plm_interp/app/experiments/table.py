@@ -108,15 +108,26 @@ class Table:
                 "tokens": self.tokens, "seconds": self.seconds}
 
     def plot(self):
-        """One bar chart per metric: ours (mean over seeds) per arm, the paper's figure as a black tick."""
+        """One bar chart per metric: ours (mean over seeds, the seeds' range as an error bar) per arm, each
+        control (random-init, majority) as a marker beside it, the paper's figure as a black tick."""
         import matplotlib.pyplot as plt
 
         metrics = self.experiment.metrics
         fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
         labels = [a.label for a in self.experiment.arms]
         for ax, m in zip(axes[0], metrics):
-            ours = [self.cells[a][m.label].mean(m) for a in labels]
-            ax.bar(range(len(labels)), [v if v is not None else 0 for v in ours], color="tab:blue", label="ours")
+            scale = 100 if m.percent else 1
+            cells = [self.cells[a][m.label] for a in labels]
+            ours = [c.mean(m) for c in cells]
+            lo = [(v - scale * min(c.values)) if v is not None else 0 for v, c in zip(ours, cells)]
+            hi = [(scale * max(c.values) - v) if v is not None else 0 for v, c in zip(ours, cells)]
+            ax.bar(range(len(labels)), [v if v is not None else 0 for v in ours], color="tab:blue", label="ours",
+                   yerr=[lo, hi], capsize=3)
+            for (name, marker) in zip(sorted({n for c in cells for n in c.controls}), ("o", "x", "s", "^")):
+                pts = [(i, scale * sum(c.controls[name]) / len(c.controls[name])) for i, c in enumerate(cells)
+                       if c.controls.get(name)]
+                if pts:
+                    ax.plot(*zip(*pts), marker, color="dimgray", linestyle="none", label=name)
             paper = [_number(m.paper.get(a)) for a in labels]
             xs = [i for i, v in enumerate(paper) if v is not None]
             if xs:
