@@ -292,9 +292,13 @@ def test_a_shipped_arm_and_a_trained_arm_of_seed_0_are_scored_on_the_same_proble
     from plm_interp.app.experiments import part2
 
     exp = part2.part2_2_lora_vs_full
-    opts = {arm.label: runner.analysis_options(part2.EVAL, "cpu", arm.source("cpu"), 0) for arm in exp.arms}
-    assert all("seed" not in o for o in opts.values()) and len({json.dumps(o) for o in opts.values()}) == 1
-    assert runner.analysis_options(part2.EVAL, "cpu", Shipped("igsm-small"), 2)["seed"] == 2  # a probe-seed sweep
+    for seed in (0, 1):
+        steps = [s for s in runner.plan(replace(exp, seeds={"cpu": (0, 1), "paper": (0,)}), "cpu", "/tmp/r")
+                 if s.kind == "analyze" and s.seed == seed]
+        assert len(steps) == 3 and all("seed" not in s.options for s in steps)
+        assert len({json.dumps(s.options) for s in steps}) == 1
+    sweep = [s for s in runner.plan(part2.part2_1_vprobes, "cpu", "/tmp/r") if s.kind == "analyze"]
+    assert {s.options.get("seed") for s in sweep} == {None, 1, 2}  # all arms shipped: the seeds are probe seeds
 
 
 def test_the_plan_is_seed_major_so_a_campaign_stopped_part_way_holds_complete_comparisons(tmp_path):

@@ -101,7 +101,10 @@ def train_argv(run: Train, scale: str, seed: int, runs_dir: Path) -> list[str]:
     return argv + ["--set", f"train.seed={seed}", "--run-dir", str(run_dir(runs_dir, run.name, seed)), "--resume"]
 
 
-def analysis_options(a: Analysis, scale: str, src: Source, seed: int) -> dict[str, Any]:
+def analysis_options(a: Analysis, scale: str, src: Source, seed: int, sweep: bool = True) -> dict[str, Any]:
+    """The analysis's options at ``scale``. ``sweep``: every arm of the experiment is a shipped model, so its seeds
+    are analysis seeds (e.g. V-probe seeds); otherwise a shipped arm keeps the analysis's default seed at every
+    seed, and is scored on the same problems as the trained arms beside it (like with like)."""
     import analyses
 
     params = inspect.signature(analyses.get(a.name)).parameters
@@ -110,9 +113,7 @@ def analysis_options(a: Analysis, scale: str, src: Source, seed: int) -> dict[st
         opts.update({k: v for k, v in TINY_OPTIONS.get(a.name, {}).items() if k in params})
     if "progress" in params:
         opts["progress"] = False
-    # A shipped model has one training, so its seeds vary the analysis instead; seed 0 keeps the analysis's
-    # default, so a shipped arm and a trained arm of the same seed are scored on the same problems (like with like)
-    if isinstance(src, Shipped) and "seed" in params and seed != 0:
+    if sweep and isinstance(src, Shipped) and "seed" in params and seed != 0:  # seed 0: the analysis's default
         opts["seed"] = seed
     return opts
 
@@ -163,6 +164,7 @@ def plan(exp: Experiment, scale: str, runs_dir: str | Path) -> list[Step]:
     holds complete comparisons (all arms at the same seeds) rather than one arm at every seed."""
     runs_dir = Path(runs_dir)
     steps, seen = [], set()
+    sweep = all(isinstance(arm.source(scale), Shipped) for arm in exp.arms)
     for seed in exp.seeds_at(scale):
         for arm in exp.arms:
             src = arm.source(scale)
@@ -174,7 +176,7 @@ def plan(exp: Experiment, scale: str, runs_dir: str | Path) -> list[Step]:
                         steps.append(Step("train", d, arm.label, seed, argv=train_argv(run, scale, seed, runs_dir)))
             for a in exp.analyses_for(arm.label):
                 steps.append(Step("analyze", model_dir(runs_dir, src, seed), arm.label, seed, analysis=a,
-                                  model=model_ref(runs_dir, src, seed), options=analysis_options(a, scale, src, seed)))
+                                  model=model_ref(runs_dir, src, seed), options=analysis_options(a, scale, src, seed, sweep)))
     return steps
 
 
