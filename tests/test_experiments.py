@@ -306,3 +306,8 @@ def test_the_plan_is_seed_major_so_a_campaign_stopped_part_way_holds_complete_co
 
     trains = [(s.label, s.seed) for s in runner.plan(part1.part1_corrupted, "cpu", tmp_path) if s.kind == "train"]
     assert trains == [("clean", 0), ("corrupt 0.1", 0), ("clean", 1), ("corrupt 0.1", 1)]
+
+
+def test_zero_over_seeds_reads_as_zero_not_scientific_notation():
+    m = Metric("x", "a", lambda r: 0.0, percent=False, digits=2)
+    assert table.Cell.fmt([0.0, 0.0], m) == "0.00 (0.00–0.00, n=2)"

@@ -41,11 +41,11 @@ class Cell:
         vs = [v * scale for v in values]
         mean = sum(vs) / len(vs)
         d = m.digits
-        text = f"{mean:.{d}f}" if abs(mean) >= 10 ** -d or mean == 0 else f"{mean:.2e}"
+        plain = abs(mean) >= 10 ** -d or mean == 0
+        text = f"{mean:.{d}f}" if plain else f"{mean:.2e}"
         if len(vs) > 1:
             lo, hi = min(vs), max(vs)
-            text += (f" ({lo:.{d}f}–{hi:.{d}f}, n={len(vs)})" if abs(mean) >= 10 ** -d
-                     else f" ({lo:.2e}–{hi:.2e}, n={len(vs)})")
+            text += f" ({lo:.{d}f}–{hi:.{d}f}, n={len(vs)})" if plain else f" ({lo:.2e}–{hi:.2e}, n={len(vs)})"
         return text
 
     def render(self, m: Metric) -> str:
