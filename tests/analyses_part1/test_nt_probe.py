@@ -40,6 +40,17 @@ def test_token_determined_level_is_decoded_and_an_undetermined_one_is_not():
     assert "| majority |" in text and "NT3" in text
 
 
+def test_each_record_states_its_training_set_accuracy_so_a_data_limited_figure_shows():
+    """Eight training strings: the full probe fits them (train accuracy ~1) yet generalises worse; train_acc must be
+    measured on the training strings (on the test strings it would equal acc)."""
+    task = CFGTask(SEPARABLE)
+    r = analyses.nt_probe(_model(task), layers=0, levels=[1], n_train=8, n_test=200, width=8, n_heads=2,
+                          controls=False, progress=False)
+    full = next(x for x in r.records if x["probe"] == "nt_all")
+    assert full["train_acc"] > full["acc"] + 0.05
+    assert any(row["model"] == "trained, train set" for row in r.rows())
+
+
 def test_task_is_read_from_the_model_and_results_save(tmp_path):
     task = CFGTask(SEPARABLE)
     model = _model(task)
