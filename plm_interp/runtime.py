@@ -13,6 +13,7 @@ import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import torch
@@ -48,12 +49,13 @@ def load_average(samples: int = 5, interval: float = 0.02) -> float:
 
     Why not the 1-minute load average: it lags by about a minute both ways, so a call made just after a job ended
     took one thread on an idle machine, and a call made just after a job started took every core beside it.
-    Elsewhere (no ``/proc``) the OS's 1-minute load average is used."""
+    Threads that yield to this process (:func:`yielding_threads`, e.g. a ``nice 19`` training in the background)
+    are not counted. Elsewhere (no ``/proc``) the OS's 1-minute load average is used."""
     counts = []
     for i in range(samples):
         try:
             with open("/proc/loadavg") as fh:
-                counts.append(int(fh.read().split()[3].split("/")[0]) - 1)
+                counts.append(int(fh.read().split()[3].split("/")[0]) - 1 - yielding_threads())
         except (OSError, ValueError, IndexError):
             break
         if i + 1 < samples:
@@ -64,6 +66,56 @@ def load_average(samples: int = 5, interval: float = 0.02) -> float:
         return os.getloadavg()[0]
     except (AttributeError, OSError):
         return 0.0
+
+
+#: a thread at least this much nicer than us gets under a tenth of a core while we run (CFS weights 1024 : 110)
+YIELD_NICE = 10
+
+
+def yielding_threads(proc: str = "/proc") -> int:
+    """Runnable threads of other processes that the scheduler makes wait for this one: nice >= ours + 10 in our
+    autogroup, or in another autogroup whose group nice is >= ours + 10 (with autogroups, which ``setsid`` and
+    every terminal session get, a thread's own nice only ranks it inside its group).
+
+    Why: a background campaign started with ``nice`` leaves a nice-0 call nearly the whole core, so counting it as
+    busy halved every analysis beside it for nothing (nt_probe on demo-rot took 1 thread and 272 s beside two
+    niced trainings). 0 where ``/proc`` cannot be read."""
+    root = Path(proc)
+    groups_on = _read(root / "sys/kernel/sched_autogroup_enabled").strip() == "1"
+    own_group = _autogroup(root / "self") if groups_on else None
+    own_nice = os.getpriority(os.PRIO_PROCESS, 0) if hasattr(os, "getpriority") else 0
+    count = 0
+    try:
+        pids = [p for p in root.iterdir() if p.name.isdigit()]
+    except OSError:
+        return 0
+    for pid in pids:
+        group = _autogroup(pid) if groups_on else None
+        other_group = group is not None and own_group is not None and group[0] != own_group[0]
+        if other_group and group[1] < own_group[1] + YIELD_NICE:
+            continue
+        try:
+            tasks = list((pid / "task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            fields = _read(task / "stat").rpartition(")")[2].split()
+            if len(fields) > 16 and fields[0] == "R" and (other_group or int(fields[16]) >= own_nice + YIELD_NICE):
+                count += 1
+    return count
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _autogroup(pid: Path) -> tuple[str, int] | None:
+    """``(group name, group nice)`` from ``/proc/PID/autogroup`` ("/autogroup-156 nice 19"), None if unreadable."""
+    parts = _read(pid / "autogroup").split()
+    return (parts[0], int(parts[2])) if len(parts) == 3 and parts[1] == "nice" else None
 
 
 def core_budget(own_threads: int = 0, cores: int | None = None, load: float | None = None) -> CoreBudget:
