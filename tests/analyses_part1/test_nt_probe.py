@@ -49,6 +49,11 @@ def test_each_record_states_its_training_set_accuracy_so_a_data_limited_figure_s
     full = next(x for x in r.records if x["probe"] == "nt_all")
     assert full["train_acc"] > full["acc"] + 0.05
     assert any(row["model"] == "trained, train set" for row in r.rows())
+    assert r.data_limited() and "data-limited: the full probe fits its 8 training strings" in r.table()
+    # a token-determined level with enough strings generalises: no such note
+    plenty = analyses.nt_probe(_model(task), layers=0, levels=[2], n_train=200, n_test=100, width=8, n_heads=2,
+                               controls=False, progress=False)
+    assert not plenty.data_limited() and "data-limited" not in plenty.table()
 
 
 def test_task_is_read_from_the_model_and_results_save(tmp_path):
