@@ -162,6 +162,28 @@ def test_an_interrupted_run_is_resumed_by_reissuing_the_command(runs, capsys):
     assert [r["step"] for r in records if "loss" in r] == [1, 2]  # no step trained twice
 
 
+def test_an_analysis_whose_options_changed_is_run_again_and_the_old_result_kept(tmp_path, monkeypatch, capsys):
+    name, runs = "part1_corrupted", tmp_path / "runs"
+    exp = experiments.get(name)
+    assert cli(name, "--scale", "tiny", "--runs-dir", str(runs)) == 0
+    n_robustness = sum(1 for s in runner.plan(exp, "tiny", runs) if s.kind == "analyze")
+    options = {**runner.TINY_OPTIONS, "robustness": {**runner.TINY_OPTIONS["robustness"], "n": 3}}
+    monkeypatch.setattr(runner, "TINY_OPTIONS", options)  # the spec's options change after the campaign ran
+    capsys.readouterr()
+    assert cli(name, "--scale", "tiny", "--runs-dir", str(runs), "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert out.count("[stale] plm-interp analyze robustness") == n_robustness and "[stale] plm-interp train" not in out
+    assert cli(name, "--scale", "tiny", "--runs-dir", str(runs)) == 0
+    err = capsys.readouterr().err
+    assert f"{n_robustness} step(s) run" in err and "its options changed since it ran" in err
+    for step in runner.plan(exp, "tiny", runs):
+        assert step.done and step.stale is None
+        if step.kind == "analyze":
+            assert json.loads(step.output.read_text())["settings"]["n"] == 3  # the new measure
+            old = step.output.parent.with_name("robustness.superseded-1") / "result.json"
+            assert json.loads(old.read_text())["settings"]["n"] == 2  # the old one, kept beside it
+
+
 def test_estimate_counts_tokens_from_the_config_and_times_real_steps():
     from plm_interp.app.experiments.estimate import estimate
 

@@ -49,8 +49,8 @@ def main(args) -> int:
     steps = runner.plan(exp, args.scale, runs_dir)
     if args.dry_run:
         for s in steps:
-            state = "done" if s.done else ("partial" if (s.directory / "checkpoints").is_dir() and
-                                          s.kind == "train" else "todo")
+            state = ("stale" if s.stale else "done") if s.done else (
+                "partial" if (s.directory / "checkpoints").is_dir() and s.kind == "train" else "todo")
             print(f"[{state}] {s.describe()}")
         return 0
     if args.estimate:

@@ -2,7 +2,8 @@
 
 Resumable by construction: a training step is the ``plm-interp train ... --run-dir DIR --resume`` command (which
 continues an interrupted run from its newest checkpoint), and it is skipped once ``DIR/final/config.json`` exists
-(written after the weights); an analysis is skipped once its ``result.json`` exists. So re-issuing
+(written after the weights); an analysis is skipped once its ``result.json`` exists, unless the options it was run
+with differ from the spec's (:attr:`Step.stale`: then it runs again and the old result is kept beside it). So re-issuing
 ``plm-interp experiment NAME`` after an interruption continues where it stopped, across as many sittings as a
 campaign needs, and the table is rebuilt from the run directories alone. Every step's wall time is appended to ``DIR/experiment_log.jsonl``.
 """
@@ -139,8 +140,31 @@ class Step:
 
     @property
     def done(self) -> bool:
-        """Whether :attr:`output` exists (then the step is skipped)."""
+        """Whether :attr:`output` exists (then the step is skipped, unless it is :attr:`stale`)."""
         return self.output.is_file()
+
+    @property
+    def stale(self) -> str | None:
+        """For a done analysis: the command it was last run with (``DIR/experiment_log.jsonl``) when its options
+        differ from the spec's today, else None.
+
+        Why: a spec whose analysis options change (e.g. a probe budget found too small) would otherwise keep its
+        old results without a word, and the table would mix two measures. A result with no log record (run by
+        hand, or before the log existed) is trusted; the model path and output directory are not compared (they
+        move with the runs directory)."""
+        if self.kind != "analyze" or not self.done or not (self.directory / LOG).is_file():
+            return None
+        logged = None
+        for line in (self.directory / LOG).read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("kind") == "analyze" and record.get("key") == self.analysis.key:
+                logged = record.get("command")
+        if logged is None or _measure(self.analysis.name, logged) == _measure(self.analysis.name, self.describe()):
+            return None
+        return logged
 
     def describe(self) -> str:
         """The equivalent shell command (``plm-interp train ...`` or ``plm-interp analyze ...``)."""
@@ -149,6 +173,33 @@ class Step:
         opts = "".join(f" --set {_quote(f'{k}={json.dumps(v)}')}" for k, v in self.options.items()
                        if k != "progress")
         return f"plm-interp analyze {self.analysis.name} --model {self.model}{opts} --out {self.output.parent}"
+
+
+def _measure(name: str, command: str) -> dict[str, Any]:
+    """The options an analysis command runs with, the analysis's defaults filled in: what defines the measure (so
+    ``--set seed=0`` and no ``--set seed`` are the same measure; the model path and output directory are not in it)."""
+    import shlex
+
+    import analyses
+
+    params = inspect.signature(analyses.get(name)).parameters
+    opts = {k: p.default for k, p in params.items() if p.default is not inspect.Parameter.empty}
+    words = shlex.split(command)
+    for flag, value in zip(words, words[1:]):
+        if flag == "--set":
+            key, _, text = value.partition("=")
+            opts[key] = json.loads(text)
+    opts.pop("progress", None)
+    return opts
+
+
+def _supersede(directory: Path) -> Path:
+    """Move an analysis's old result aside (``KEY.superseded-N``, the first free N), kept for comparison."""
+    k = 1
+    while (target := directory.with_name(f"{directory.name}.superseded-{k}")).exists():
+        k += 1
+    directory.rename(target)
+    return target
 
 
 def _quote(arg: str) -> str:
@@ -212,7 +263,12 @@ def execute(steps: list[Step], report: Callable[[str], None] = print) -> dict[st
     for i, step in enumerate(steps, 1):
         what = f"[{i}/{len(steps)}] {step.kind} {step.directory.name}" + (
             f" {step.analysis.key}" if step.analysis else "")
-        if step.done:
+        old = step.stale
+        if old is not None:
+            kept = _supersede(step.output.parent)
+            report(f"{what}: its options changed since it ran ({old}); the old result is kept in "
+                   f"{kept.name}, running it again")
+        elif step.done:
             counts["skipped"] += 1
             report(f"{what}: done, skipped")
             continue
