@@ -49,7 +49,8 @@ def test_each_record_states_its_training_set_accuracy_so_a_data_limited_figure_s
     full = next(x for x in r.records if x["probe"] == "nt_all")
     assert full["train_acc"] > full["acc"] + 0.05
     assert any(row["model"] == "trained, train set" for row in r.rows())
-    assert r.data_limited() and "data-limited: the full probe fits its 8 training strings" in r.table()
+    assert full in r.data_limited()
+    assert "data-limited (" in r.table() and "fit their 8 training strings" in r.table()
     # a token-determined level with enough strings generalises: no such note
     plenty = analyses.nt_probe(_model(task), layers=0, levels=[2], n_train=200, n_test=100, width=8, n_heads=2,
                                controls=False, progress=False)
