@@ -38,7 +38,7 @@ PROBE = dict(n_heads=16, width=1024)
 #: strings x length^2, so long-string grammars get fewer, still ~65k labelled positions)
 DEFAULT_TOKENS, DEFAULT_STRINGS = 2**16, 1024
 PROBE_KINDS = ("nt_all", "nt_end_diag", "nt_end_tri", "end_bit")
-#: a full probe this much more accurate on its training strings than held out is reported as data-limited
+#: a probe this much more accurate on its training strings than held out is reported as data-limited
 DATA_LIMITED_GAP = 0.02
 MODES = {"nt_all": "full", "nt_end_diag": "diagonal", "nt_end_tri": "tridiagonal", "end_bit": "diagonal"}
 
@@ -144,8 +144,10 @@ def nt_probe(
     ``n_train`` strings (default: 2^16 tokens' worth, at most 1024 strings; cfg3b's 300-token strings give ~200)
     train every probe, ``n_test`` (default half as many) score it. The default is data-limited for the full probe:
     each record's ``train_acc`` beside ``acc`` shows the gap (demo-rot NT2: 100% on the training strings, 95.4% held
-    out; 99.0% held out with ``n_train=4096``, at 4x the time). The paper's probe saw fresh strings at every step. Every probe is fitted to convergence (module doc); ``max_iter`` caps the L-BFGS iterations per probe (a
-    budget; the result then says which fits it stopped). ``steps`` is the old name of ``max_iter``.
+    out; 99.0% held out with ``n_train=4096``, at 4x the time), and the table ends with a "data-limited" line. The
+    paper's probe saw fresh strings at every step. Every probe is fitted to convergence (module doc); ``max_iter``
+    caps the L-BFGS iterations per probe (a budget; the result then says which fits it stopped). ``steps`` is the
+    old name of ``max_iter``.
     """
     if steps is not None:
         warnings.warn("nt_probe(steps=...) is deprecated: probes are fitted to convergence; steps is read as "
