@@ -235,7 +235,7 @@ def _probe_layer(model, name, acts_tr, acts_te, layer, train, test, levels, hp, 
             train_labels = tr[kind]
             fit_sel = train_labels >= 0
             train_acc = float((predict(probe, acts_tr, valid_tr)[fit_sel] == train_labels[fit_sel]).float().mean())
-            majority = torch.bincount(train_labels[train_labels >= 0]).argmax()
+            majority = torch.bincount(train_labels[fit_sel]).argmax()
             out.append({"model": name, "layer": layer, "level": level, "probe": kind,
                         "acc": float((pred[sel] == labels[sel]).float().mean()) if sel.any() else float("nan"),
                         "majority": float((labels[sel] == majority).float().mean()) if sel.any() else float("nan"),

@@ -55,7 +55,8 @@ def load_average(samples: int = 5, interval: float = 0.02) -> float:
     for i in range(samples):
         try:
             with open("/proc/loadavg") as fh:
-                counts.append(int(fh.read().split()[3].split("/")[0]) - 1 - yielding_threads())
+                others = int(fh.read().split()[3].split("/")[0]) - 1
+            counts.append(others - yielding_threads() if others > 0 else others)  # scan /proc only when needed
         except (OSError, ValueError, IndexError):
             break
         if i + 1 < samples:
