@@ -103,6 +103,11 @@ def test_the_result_says_whether_every_fit_converged_and_whether_a_budget_was_se
                               progress=False)
     assert short.settings["budget_set"] and short.settings["stop"]["max_iter"] == 1
     assert not short.settings["converged"] and not any(r["converged"] for r in short.records)
+    # the table says so in words, naming the budget; a converged result carries no such line
+    assert short.budget_limited() == short.records
+    assert f"budget-limited (end_bit NT3, nt_all NT3, nt_end_diag NT3, nt_end_tri NT3): {len(short.records)} of " \
+           f"{len(short.records)} fits reached max_iter = 1" in short.table()
+    assert not full.budget_limited() and "budget-limited" not in full.table()
 
 
 def _device_free_settings(r):
