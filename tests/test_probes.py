@@ -231,6 +231,29 @@ def test_length_grouped_full_loss_equals_the_padded_form_in_value_and_gradient()
     torch.testing.assert_close(p1, p2, atol=1e-5, rtol=1e-4)
 
 
+def test_the_full_loss_form_is_chosen_by_rows_per_length_and_both_forms_agree():
+    """Many rows per length: the grouped form; nearly unique lengths (cfg3b-like): the padded form. The choice
+    depends on the data only (a rerun takes the same path), and whichever is chosen gives the same loss."""
+    from plm_interp.probes import fit as fm
+
+    torch.manual_seed(0)
+    pos, d, H, C = 9, 4, 2, 3
+    f = torch.nn.Linear(d, H * C)
+    fac = fm._Factor(torch.randn(pos, H, 16))
+    losses = {}
+    for lengths in (torch.tensor([9, 5] * 16), torch.arange(3, 10).repeat(2)):  # 16 rows per length; 2 per length
+        n = len(lengths)
+        z = torch.randn(n, pos, d)
+        valid = torch.arange(pos)[None] < lengths[:, None]
+        labels = torch.randint(0, C, (n, pos)).masked_fill(~valid, -1)
+        name, loss = fm._full_loss(f, fac, H, C, z, valid, labels)
+        padded = fm._padded_loss(f, fac, H, C, z, valid, labels)()
+        losses[name] = (float(loss()), float(padded))
+    assert set(losses) == {"grouped", "padded"}
+    for chosen, padded in losses.values():
+        assert abs(chosen - padded) < 1e-5
+
+
 def test_a_valid_mask_with_holes_uses_the_padded_form():
     from plm_interp.probes import fit as fm
 
