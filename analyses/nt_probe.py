@@ -70,11 +70,23 @@ class NTProbeResult(AnalysisResult):
         budget's point on the way to the optimum, not the optimum's (``nt_probe`` doc)."""
         return [r for r in self.records if not r["converged"]]
 
+    def below_control(self) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """``(trained, random-init)`` record pairs (same layer, level, probe) where the trained model's figure does
+        not beat its random-init control: such a figure shows no learned structure, whatever its size."""
+        control = {(r["layer"], r["level"], r["probe"]): r for r in self.records if r["model"] == "random-init"}
+        return [(r, control[k]) for r in self.records if r["model"] == "trained"
+                and (k := (r["layer"], r["level"], r["probe"])) in control and not r["acc"] > control[k]["acc"]]
+
     def table(self, digits: int = 4) -> str:
         return "\n\n".join([super().table(digits), *self._notes()])
 
     def _notes(self) -> list[str]:
         notes = []
+        weak = self.below_control()
+        if weak:
+            pairs = "; ".join(f"{r['probe']} NT{r['level'] + 1} layer {r['layer']}: {100 * r['acc']:.1f} vs "
+                              f"{100 * c['acc']:.1f}" for r, c in weak)
+            notes.append(f"not above the random-init control ({pairs}): these figures show no learned structure")
         stopped = self.budget_limited()
         if stopped:
             kinds = ", ".join(sorted({f"{r['probe']} NT{r['level'] + 1}" for r in stopped}))

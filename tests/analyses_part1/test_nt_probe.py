@@ -38,6 +38,15 @@ def test_token_determined_level_is_decoded_and_an_undetermined_one_is_not():
     assert r.accuracy("nt_end_diag", 1) < 0.9
     text = r.table()
     assert "| majority |" in text and "NT3" in text
+    # a trained figure no better than the random-init one is called out in words, and only such a figure
+    weak = {(t["probe"], t["level"]) for t, _ in r.below_control()}
+    by = {(x["model"], x["probe"], x["level"]): x["acc"] for x in r.records}
+    assert weak == {(p, l) for (m, p, l), a in by.items() if m == "trained" and not a > by[("random-init", p, l)]}
+    assert ("not above the random-init control" in text) == bool(weak)
+    r.records = [dict(x, acc=0.5) if x["model"] == "trained" and x["probe"] == "nt_all" and x["level"] == 2 else x
+                 for x in r.records]
+    edited = r.table()
+    assert "not above the random-init control (" in edited and "nt_all NT3 layer 0: 50.0 vs " in edited
 
 
 def test_each_record_states_its_training_set_accuracy_so_a_data_limited_figure_shows():
