@@ -333,3 +333,32 @@ def test_the_plan_is_seed_major_so_a_campaign_stopped_part_way_holds_complete_co
 def test_zero_over_seeds_reads_as_zero_not_scientific_notation():
     m = Metric("x", "a", lambda r: 0.0, percent=False, digits=2)
     assert table.Cell.fmt([0.0, 0.0], m) == "0.00 (0.00–0.00, n=2)"
+
+
+def test_each_control_keeps_one_marker_in_every_panel_and_the_legend_names_it():
+    """part1_schemes' NT-end panel has two controls (majority, random-init) and the all-positions panel one: the
+    random-init marker must be the same in both, and the legend (on the first panel, which has no control) must
+    still name both controls."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    exp = experiments.get("part1_schemes")
+    cells = {}
+    for i, arm in enumerate(exp.arms):
+        cells[arm.label] = {}
+        for m in exp.metrics:
+            controls = {"random-init": [0.6 + 0.01 * i]} if m.controls else {}
+            if "majority" in m.controls:
+                controls["majority"] = [0.4]
+            cells[arm.label][m.label] = table.Cell(values=[0.9], controls=controls)
+    t = table.Table(exp, "cpu", cells, tokens={}, seconds={}, seeds_done={})
+    fig = t.plot()
+    seen = {}
+    for ax in fig.axes:
+        for line in ax.get_lines():
+            if line.get_label() in ("random-init", "majority"):
+                seen.setdefault(line.get_label(), set()).add(line.get_marker())
+    assert set(seen) == {"random-init", "majority"} and all(len(m) == 1 for m in seen.values())
+    assert seen["random-init"] != seen["majority"]
+    legend = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
+    assert {"ours", "paper", "random-init", "majority"} <= set(legend)

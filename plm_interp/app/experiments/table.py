@@ -115,6 +115,9 @@ class Table:
         metrics = self.experiment.metrics
         fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2), squeeze=False)
         labels = [a.label for a in self.experiment.arms]
+        # one marker per control name across every panel, so "x" means the same control everywhere
+        names = sorted({n for a in labels for m in metrics for n in self.cells[a][m.label].controls})
+        markers = dict(zip(names, ("o", "x", "s", "^", "v", "D")))
         for ax, m in zip(axes[0], metrics):
             scale = 100 if m.percent else 1
             cells = [self.cells[a][m.label] for a in labels]
@@ -123,7 +126,8 @@ class Table:
             hi = [(scale * max(c.values) - v) if v is not None else 0 for v, c in zip(ours, cells)]
             ax.bar(range(len(labels)), [v if v is not None else 0 for v in ours], color="tab:blue", label="ours",
                    yerr=[lo, hi], capsize=3)
-            for (name, marker) in zip(sorted({n for c in cells for n in c.controls}), ("o", "x", "s", "^")):
+            for name in sorted({n for c in cells for n in c.controls} & markers.keys()):
+                marker = markers[name]
                 pts = [(i, scale * sum(c.controls[name]) / len(c.controls[name])) for i, c in enumerate(cells)
                        if c.controls.get(name)]
                 if pts:
@@ -134,7 +138,11 @@ class Table:
                 ax.plot(xs, [paper[i] for i in xs], "k_", markersize=18, mew=2, label="paper")
             ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=7)
             ax.set_title(m.label, fontsize=8)
-        axes[0][0].legend(fontsize=7)
+        legend = {}  # every panel's entries, once each: the controls may appear only in later panels
+        for ax in axes[0]:
+            for handle, label in zip(*ax.get_legend_handles_labels()):
+                legend.setdefault(label, handle)
+        axes[0][0].legend(legend.values(), legend.keys(), fontsize=7)
         fig.suptitle(f"{self.experiment.name} ({self.scale})", fontsize=9)
         fig.tight_layout()
         return fig
