@@ -19,6 +19,7 @@ its fit converged. ``max_iter`` is an explicit budget: a fit it stops is reporte
 """
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,7 +76,8 @@ class NTProbeResult(AnalysisResult):
         not beat its random-init control: such a figure shows no learned structure, whatever its size."""
         control = {(r["layer"], r["level"], r["probe"]): r for r in self.records if r["model"] == "random-init"}
         return [(r, control[k]) for r in self.records if r["model"] == "trained"
-                and (k := (r["layer"], r["level"], r["probe"])) in control and not r["acc"] > control[k]["acc"]]
+                and (k := (r["layer"], r["level"], r["probe"])) in control and not r["acc"] > control[k]["acc"]
+                and not math.isnan(r["acc"]) and not math.isnan(control[k]["acc"])]  # NaN: nothing was scored
 
     def table(self, digits: int = 4) -> str:
         return "\n\n".join([super().table(digits), *self._notes()])
