@@ -91,7 +91,7 @@ class NTProbeResult(AnalysisResult):
             notes.append(f"not above the random-init control ({pairs}): these figures show no learned structure")
         stopped = self.budget_limited()
         if stopped:
-            kinds = ", ".join(sorted({f"{r['probe']} NT{r['level'] + 1}" for r in stopped}))
+            kinds = _kinds(stopped)
             cap = self.settings.get("stop", {}).get("max_iter", "the")
             notes.append(f"budget-limited ({kinds}): {len(stopped)} of {len(self.records)} fits reached max_iter = "
                          f"{cap} before the stopping rule; their figures are points on the way to the optimum "
@@ -100,7 +100,7 @@ class NTProbeResult(AnalysisResult):
         if limited:
             worst = max(limited, key=lambda r: r["train_acc"] - r["acc"])
             n = self.settings.get("n_train", "the")
-            kinds = ", ".join(sorted({f"{r['probe']} NT{r['level'] + 1}" for r in limited}))
+            kinds = _kinds(limited)
             notes.append(f"data-limited ({kinds}): the probes fit their {n} training strings better than held-out "
                          f"ones (worst: {worst['probe']} NT{worst['level'] + 1}, layer {worst['layer']}, "
                          f"{100 * worst['train_acc']:.1f}% on them, {100 * worst['acc']:.1f}% held out); the paper's "
@@ -228,6 +228,11 @@ def nt_probe(
                                    "stop": stop, "budget_set": max_iter is not None, "n_train": n_train,
                                    "n_test": n_test, "seed": seed, "torch_threads": cores.threads,
                                    "converged": all(r["converged"] for r in records)})
+
+
+def _kinds(records) -> str:
+    """"nt_all NT2, nt_end_tri NT3, ...": the probe kinds and levels a table note is about, once each."""
+    return ", ".join(sorted({f"{r['probe']} NT{r['level'] + 1}" for r in records}))
 
 
 def _layers(model, layers) -> list[int]:
