@@ -362,3 +362,97 @@ def test_each_control_keeps_one_marker_in_every_panel_and_the_legend_names_it():
     assert seen["random-init"] != seen["majority"]
     legend = [text.get_text() for text in fig.axes[0].get_legend().get_texts()]
     assert {"ours", "paper", "random-init", "majority"} <= set(legend)
+
+
+# ---- several processes on one campaign -------------------------------------------------------------------------
+
+def test_a_step_held_by_another_process_is_put_off_and_its_dependants_wait_for_it(tmp_path, monkeypatch):
+    """Another process (a real flock on the run directory's lock file) trains run A: this process trains B first,
+    waits for A without touching it, and analyses A only once A's final model is there."""
+    import fcntl
+    import os
+
+    from plm_interp.training import lock
+
+    a, b = tmp_path / "a-s0", tmp_path / "b-s0"
+    ana = Analysis("robustness", "robustness")
+    steps = [runner.Step("train", a, "A", 0, argv=["a"]), runner.Step("analyze", a, "A", 0, analysis=ana, needs=(a,)),
+             runner.Step("train", b, "B", 0, argv=["b"])]
+    a.mkdir()
+    fd = os.open(a / lock.LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the other process's lock (a second open file: it conflicts)
+    os.write(fd, b'{"pid": 4242, "host": "elsewhere"}\n')
+    order = []
+
+    def finish(d):
+        (d / "final").mkdir(parents=True)
+        (d / "final" / "config.json").write_text("{}")
+
+    monkeypatch.setattr(runner, "_train", lambda argv: (order.append(f"train {argv[0]}"), finish(tmp_path / f"{argv[0]}-s0")))
+    monkeypatch.setattr(runner, "_analyze", lambda step: (order.append("analyze a"), step.output.parent.mkdir(
+        parents=True), step.output.write_text("{}")))
+    messages = []
+
+    def report(m):
+        messages.append(m)
+        if m.startswith("waiting for other processes"):  # the other process finishes A and lets go
+            finish(a)
+            os.close(fd)
+
+    counts = runner.execute(steps, report=report, poll=0.01)
+    assert order == ["train b", "analyze a"], order
+    assert counts == {"run": 2, "skipped": 1}  # A's training: found done once its lock was free
+    assert any("put off" in m and "4242" in m for m in messages), messages
+    assert sum(m.startswith("waiting") for m in messages) == 1
+
+
+def test_a_step_that_waits_on_a_run_nobody_is_running_is_an_error_not_a_hang(tmp_path):
+    import signal
+
+    def hung(*_):
+        raise TimeoutError("execute kept waiting for a run that no process holds")
+
+    ana = Analysis("robustness", "robustness")
+    orphan = runner.Step("analyze", tmp_path / "x-s0", "X", 0, analysis=ana, needs=(tmp_path / "never-s0",))
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(10)
+    try:
+        with pytest.raises(RuntimeError, match="never-s0"):
+            runner.execute([orphan], report=lambda m: None, poll=0.01)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def test_two_processes_share_one_campaign_and_no_step_runs_twice(tmp_path):
+    """Two ``plm-interp experiment`` processes started together on one runs directory both succeed, and every
+    training step and analysis is done once, by one of them."""
+    import subprocess
+    import sys
+
+    runs = tmp_path / "runs"
+    argv = [sys.executable, "-m", "plm_interp.app.cli", "experiment", "part1_corrupted", "--scale", "tiny",
+            "--runs-dir", str(runs), "--poll", "0.2"]
+    procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    ran = sum(int(o[1].rsplit(" step(s) run", 1)[0].rsplit("] ", 1)[1]) for o in outs)
+    steps = runner.plan(experiments.get("part1_corrupted"), "tiny", runs)
+    assert ran == len(steps)  # between them, each step exactly once
+    for d in {s.directory for s in steps}:
+        logged = [json.loads(x) for x in (d / runner.LOG).read_text().splitlines()]
+        assert len(logged) == len({(r["kind"], r["key"]) for r in logged})  # nothing logged twice
+        losses = [json.loads(x)["step"] for x in (d / "metrics.jsonl").read_text().splitlines() if '"loss"' in x]
+        assert losses == [1, 2]  # each run trained once
+
+
+def test_the_plan_records_what_each_step_needs(tmp_path):
+    from plm_interp.app.experiments import part2
+
+    steps = runner.plan(part2.part2_2_retry_pretrain, "cpu", tmp_path)
+    by_dir = {(s.kind, s.directory.name): s.needs for s in steps}
+    assert by_dir[("train", "igsm-tiny-4x128-clean-op1-s0")] == ()
+    assert by_dir[("train", "igsm-tiny-4x128-clean-s0")] == (tmp_path / "igsm-tiny-4x128-clean-op1-s0",)
+    assert by_dir[("analyze", "igsm-tiny-4x128-clean-s0")] == (tmp_path / "igsm-tiny-4x128-clean-s0",)
+    shipped = [s for s in runner.plan(part2.part2_1_vprobes, "cpu", tmp_path)]
+    assert all(s.needs == () for s in shipped)

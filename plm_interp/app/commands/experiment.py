@@ -3,7 +3,8 @@
 Runs one of the papers' comparisons: every training run and analysis not done yet under ``--runs-dir`` (default
 ``runs/experiments/SCALE``), then writes the table (ours beside the paper's) to ``RUNS_DIR/_tables/NAME/``.
 Re-issue the same command to continue after an interruption: finished runs are skipped, unfinished ones resume
-from their newest checkpoint. ``--list`` shows the experiments; ``--dry-run`` prints each step's command and
+from their newest checkpoint. Issue it again beside a running one (another core or GPU) to share the work: each
+run directory is worked on by one process at a time. ``--list`` shows the experiments; ``--dry-run`` prints each step's command and
 state; ``--table`` only rebuilds the table; ``--estimate`` times a few steps of each training run and prints
 the tokens and hours it will take here. Scales: ``paper`` (the recipes/, GPU), ``cpu`` (hours on one core),
 ``tiny`` (a smoke test: every step at a 1-layer, 2-step size, seconds).
@@ -28,6 +29,8 @@ def add_parser(sub) -> None:
     mode.add_argument("--table", action="store_true", help="only rebuild the table from the run directories")
     mode.add_argument("--estimate", action="store_true", help="time a few steps of each training run")
     p.add_argument("--estimate-steps", type=int, default=4, help="optimiser steps per timed run (default 4)")
+    p.add_argument("--poll", type=float, default=30.0,
+                   help="seconds between checks while waiting for a run another process holds (default 30)")
     p.set_defaults(func=main)
 
 
@@ -43,6 +46,8 @@ def main(args) -> int:
         return 0
     exp = experiments.get(args.name)
     exp.validate()
+    if not args.poll > 0:
+        raise ValueError(f"--poll = {args.poll} must be > 0 seconds")
     if args.estimate_steps < 2:
         raise ValueError(f"--estimate-steps = {args.estimate_steps} must be >= 2 (the first step is not timed)")
     runs_dir = Path(args.runs_dir) if args.runs_dir else Path("runs") / "experiments" / args.scale
@@ -62,7 +67,8 @@ def main(args) -> int:
               f"tokens, ≈ {hours:.1f} h of training on this machine (analyses not included)")
         return 0
     if not args.table:
-        counts = runner.execute(steps, report=lambda m: print(f"[experiment] {m}", file=sys.stderr, flush=True))
+        counts = runner.execute(steps, report=lambda m: print(f"[experiment] {m}", file=sys.stderr, flush=True),
+                                poll=args.poll)
         print(f"[experiment] {counts['run']} step(s) run, {counts['skipped']} already done", file=sys.stderr)
     tab = table.build(exp, args.scale, runs_dir)
     out = table.write(tab, runs_dir)

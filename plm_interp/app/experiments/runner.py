@@ -6,6 +6,11 @@ continues an interrupted run from its newest checkpoint), and it is skipped once
 with differ from the spec's (:attr:`Step.stale`: then it runs again and the old result is kept beside it). So re-issuing
 ``plm-interp experiment NAME`` after an interruption continues where it stopped, across as many sittings as a
 campaign needs, and the table is rebuilt from the run directories alone. Every step's wall time is appended to ``DIR/experiment_log.jsonl``.
+
+Parallel by re-issuing too: a step runs holding its run directory's lock (:mod:`plm_interp.training.lock`, the one
+``plm-interp train`` takes), so a second ``plm-interp experiment NAME`` started beside the first (another core, GPU
+or terminal) takes the steps nobody holds, waits for the ones it needs that another process is running, and never
+trains or writes a run directory twice.
 """
 from __future__ import annotations
 
@@ -130,6 +135,13 @@ class Step:
     analysis: Analysis | None = None
     model: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    #: run directories whose final model this step needs (the run it continues from, or the model it analyses)
+    needs: tuple[Path, ...] = ()
+
+    @property
+    def ready(self) -> bool:
+        """Whether every run this step needs has written its final model."""
+        return all((d / "final" / "config.json").is_file() for d in self.needs)
 
     @property
     def output(self) -> Path:
@@ -224,10 +236,13 @@ def plan(exp: Experiment, scale: str, runs_dir: str | Path) -> list[Step]:
                     d = run_dir(runs_dir, run.name, seed)
                     if d not in seen:
                         seen.add(d)
-                        steps.append(Step("train", d, arm.label, seed, argv=train_argv(run, scale, seed, runs_dir)))
+                        needs = (run_dir(runs_dir, run.after.name, seed),) if isinstance(run.after, Train) else ()
+                        steps.append(Step("train", d, arm.label, seed, argv=train_argv(run, scale, seed, runs_dir),
+                                          needs=needs))
             for a in exp.analyses_for(arm.label):
                 steps.append(Step("analyze", model_dir(runs_dir, src, seed), arm.label, seed, analysis=a,
-                                  model=model_ref(runs_dir, src, seed), options=analysis_options(a, scale, src, seed, sweep)))
+                                  model=model_ref(runs_dir, src, seed), options=analysis_options(a, scale, src, seed, sweep),
+                                  needs=(model_dir(runs_dir, src, seed),) if isinstance(src, Train) else ()))
     return steps
 
 
@@ -257,28 +272,70 @@ def _analyze(step: Step) -> None:
     result.save(step.output.parent)
 
 
-def execute(steps: list[Step], report: Callable[[str], None] = print) -> dict[str, int]:
-    """Run every step not done yet, in order; returns counts of ``run`` and ``skipped`` steps."""
+def execute(steps: list[Step], report: Callable[[str], None] = print, poll: float = 30.0) -> dict[str, int]:
+    """Run every step not done yet, in order; returns counts of ``run`` and ``skipped`` steps.
+
+    A step whose run directory another process holds, or that needs a run still in another process's hands, is
+    put off and tried again after the other steps (every ``poll`` seconds once only such steps are left), so
+    several processes can share one campaign. A step is checked again once its lock is held: one finished in the
+    meantime by another process is skipped."""
+    from plm_interp.training import lock
+
     counts = {"run": 0, "skipped": 0}
-    for i, step in enumerate(steps, 1):
-        what = f"[{i}/{len(steps)}] {step.kind} {step.directory.name}" + (
-            f" {step.analysis.key}" if step.analysis else "")
-        old = step.stale
-        if old is not None:
-            kept = _supersede(step.output.parent)
-            report(f"{what}: its options changed since it ran ({old}); the old result is kept in "
-                   f"{kept.name}, running it again")
-        elif step.done:
-            counts["skipped"] += 1
-            report(f"{what}: done, skipped")
-            continue
-        report(f"{what}: {step.describe()}")
-        t0 = time.perf_counter()
-        _train(step.argv) if step.kind == "train" else _analyze(step)
-        seconds = time.perf_counter() - t0
-        _log(step.directory, {"kind": step.kind, "key": step.analysis.key if step.analysis else None,
-                              "seconds": round(seconds, 2), "command": step.describe(),
-                              "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
-        counts["run"] += 1
-        report(f"{what}: finished in {seconds:.1f} s")
+    pending, told, waiting = list(enumerate(steps, 1)), set(), False
+    while pending:
+        later, held_elsewhere = [], False
+        for i, step in pending:
+            what = f"[{i}/{len(steps)}] {step.kind} {step.directory.name}" + (
+                f" {step.analysis.key}" if step.analysis else "")
+            if not step.ready:
+                later.append((i, step))
+                continue
+            if step.done and step.stale is None:  # the common case: no lock needed to skip
+                counts["skipped"] += 1
+                report(f"{what}: done, skipped")
+                continue
+            try:
+                held = lock.acquire(step.directory)
+            except lock.RunDirLocked as exc:
+                held_elsewhere = True
+                if i not in told:  # once per step, not at every poll
+                    told.add(i)
+                    report(f"{what}: put off, {exc}".split("; wait for it")[0])
+                later.append((i, step))
+                continue
+            try:
+                counts[_run_step(step, what, report)] += 1
+            finally:
+                lock.release(held)
+        if later and len(later) == len(pending):  # nothing could start: the rest waits on other processes
+            if not held_elsewhere:  # needs come first in the plan, so only a run held elsewhere can block one
+                raise RuntimeError(f"{len(later)} step(s) wait for runs that no process is running: "
+                                   + ", ".join(str(d) for _, st in later for d in st.needs if not st.ready))
+            if not waiting:
+                waiting = True
+                report(f"waiting for other processes: {len(later)} step(s) left, checking every {poll:g} s")
+            time.sleep(poll)
+        pending = later
     return counts
+
+
+def _run_step(step: Step, what: str, report: Callable[[str], None]) -> str:
+    """Run one step whose directory lock is held; ``"skipped"`` if it turns out done (and current) by now."""
+    old = step.stale
+    if old is not None:
+        kept = _supersede(step.output.parent)
+        report(f"{what}: its options changed since it ran ({old}); the old result is kept in "
+               f"{kept.name}, running it again")
+    elif step.done:
+        report(f"{what}: done, skipped")
+        return "skipped"
+    report(f"{what}: {step.describe()}")
+    t0 = time.perf_counter()
+    _train(step.argv) if step.kind == "train" else _analyze(step)
+    seconds = time.perf_counter() - t0
+    _log(step.directory, {"kind": step.kind, "key": step.analysis.key if step.analysis else None,
+                          "seconds": round(seconds, 2), "command": step.describe(),
+                          "finished": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")})
+    report(f"{what}: finished in {seconds:.1f} s")
+    return "run"
