@@ -401,9 +401,31 @@ def test_a_step_held_by_another_process_is_put_off_and_its_dependants_wait_for_i
 
     counts = runner.execute(steps, report=report, poll=0.01)
     assert order == ["train b", "analyze a"], order
-    assert counts == {"run": 2, "skipped": 1}  # A's training: found done once its lock was free
+    assert counts == {"run": 2, "skipped": 1, "left": 0}  # A's training: found done once its lock was free
     assert any("put off" in m and "4242" in m for m in messages), messages
     assert sum(m.startswith("waiting") for m in messages) == 1
+
+
+def test_without_waiting_the_steps_held_elsewhere_are_left_to_their_holder(tmp_path, monkeypatch):
+    import fcntl
+    import os
+
+    from plm_interp.training import lock
+
+    a, b = tmp_path / "a-s0", tmp_path / "b-s0"
+    ana = Analysis("robustness", "robustness")
+    steps = [runner.Step("train", a, "A", 0, argv=["a"]), runner.Step("analyze", a, "A", 0, analysis=ana, needs=(a,)),
+             runner.Step("train", b, "B", 0, argv=["b"])]
+    a.mkdir()
+    fd = os.open(a / lock.LOCK_NAME, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    trained = []
+    monkeypatch.setattr(runner, "_train", lambda argv: trained.append(argv[0]))
+    try:
+        counts = runner.execute(steps, report=lambda m: None, poll=60, wait=False)  # would sleep a minute if waiting
+    finally:
+        os.close(fd)
+    assert trained == ["b"] and counts == {"run": 1, "skipped": 0, "left": 2}
 
 
 def test_a_step_that_waits_on_a_run_nobody_is_running_is_an_error_not_a_hang(tmp_path):

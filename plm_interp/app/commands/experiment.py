@@ -31,6 +31,8 @@ def add_parser(sub) -> None:
     p.add_argument("--estimate-steps", type=int, default=4, help="optimiser steps per timed run (default 4)")
     p.add_argument("--poll", type=float, default=30.0,
                    help="seconds between checks while waiting for a run another process holds (default 30)")
+    p.add_argument("--no-wait", action="store_true",
+                   help="leave runs another process holds to it and finish (e.g. to move on to the next experiment)")
     p.set_defaults(func=main)
 
 
@@ -68,8 +70,9 @@ def main(args) -> int:
         return 0
     if not args.table:
         counts = runner.execute(steps, report=lambda m: print(f"[experiment] {m}", file=sys.stderr, flush=True),
-                                poll=args.poll)
-        print(f"[experiment] {counts['run']} step(s) run, {counts['skipped']} already done", file=sys.stderr)
+                                poll=args.poll, wait=not args.no_wait)
+        left = f", {counts['left']} left to other processes" if counts["left"] else ""
+        print(f"[experiment] {counts['run']} step(s) run, {counts['skipped']} already done{left}", file=sys.stderr)
     tab = table.build(exp, args.scale, runs_dir)
     out = table.write(tab, runs_dir)
     print(tab.markdown())

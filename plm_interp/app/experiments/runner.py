@@ -272,16 +272,18 @@ def _analyze(step: Step) -> None:
     result.save(step.output.parent)
 
 
-def execute(steps: list[Step], report: Callable[[str], None] = print, poll: float = 30.0) -> dict[str, int]:
-    """Run every step not done yet, in order; returns counts of ``run`` and ``skipped`` steps.
+def execute(steps: list[Step], report: Callable[[str], None] = print, poll: float = 30.0,
+            wait: bool = True) -> dict[str, int]:
+    """Run every step not done yet, in order; returns counts of ``run``, ``skipped`` and ``left`` steps.
 
     A step whose run directory another process holds, or that needs a run still in another process's hands, is
     put off and tried again after the other steps (every ``poll`` seconds once only such steps are left), so
     several processes can share one campaign. A step is checked again once its lock is held: one finished in the
-    meantime by another process is skipped."""
+    meantime by another process is skipped. ``wait=False``: once only such steps are left, leave them to the
+    processes that hold them (counted as ``left``) and return, so a queue of experiments moves on to the next."""
     from plm_interp.training import lock
 
-    counts = {"run": 0, "skipped": 0}
+    counts = {"run": 0, "skipped": 0, "left": 0}
     pending, told, waiting = list(enumerate(steps, 1)), set(), False
     while pending:
         later, held_elsewhere = [], False
@@ -312,6 +314,10 @@ def execute(steps: list[Step], report: Callable[[str], None] = print, poll: floa
             if not held_elsewhere:  # needs come first in the plan, so only a run held elsewhere can block one
                 raise RuntimeError(f"{len(later)} step(s) wait for runs that no process is running: "
                                    + ", ".join(str(d) for _, st in later for d in st.needs if not st.ready))
+            if not wait:
+                counts["left"] = len(later)
+                report(f"{len(later)} step(s) left to the processes that hold their runs")
+                break
             if not waiting:
                 waiting = True
                 report(f"waiting for other processes: {len(later)} step(s) left, checking every {poll:g} s")
