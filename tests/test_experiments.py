@@ -366,9 +366,9 @@ def test_each_control_keeps_one_marker_in_every_panel_and_the_legend_names_it():
 
 # ---- several processes on one campaign -------------------------------------------------------------------------
 
-def test_a_step_held_by_another_process_is_put_off_and_its_dependants_wait_for_it(tmp_path, monkeypatch):
-    """Another process (a real flock on the run directory's lock file) trains run A: this process trains B first,
-    waits for A without touching it, and analyses A only once A's final model is there."""
+def _a_held_elsewhere(tmp_path):
+    """Steps "train A, analyse A, train B", with A's run directory locked as another process would (a second open
+    file on its lock file, so the kernel's ``flock`` conflicts): returns A's directory, the steps, the lock's fd."""
     import fcntl
     import os
 
@@ -380,8 +380,17 @@ def test_a_step_held_by_another_process_is_put_off_and_its_dependants_wait_for_i
              runner.Step("train", b, "B", 0, argv=["b"])]
     a.mkdir()
     fd = os.open(a / lock.LOCK_NAME, os.O_RDWR | os.O_CREAT)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # the other process's lock (a second open file: it conflicts)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     os.write(fd, b'{"pid": 4242, "host": "elsewhere"}\n')
+    return a, steps, fd
+
+
+def test_a_step_held_by_another_process_is_put_off_and_its_dependants_wait_for_it(tmp_path, monkeypatch):
+    """Another process (a real flock on the run directory's lock file) trains run A: this process trains B first,
+    waits for A without touching it, and analyses A only once A's final model is there."""
+    import os
+
+    a, steps, fd = _a_held_elsewhere(tmp_path)
     order = []
 
     def finish(d):
@@ -407,18 +416,9 @@ def test_a_step_held_by_another_process_is_put_off_and_its_dependants_wait_for_i
 
 
 def test_without_waiting_the_steps_held_elsewhere_are_left_to_their_holder(tmp_path, monkeypatch):
-    import fcntl
     import os
 
-    from plm_interp.training import lock
-
-    a, b = tmp_path / "a-s0", tmp_path / "b-s0"
-    ana = Analysis("robustness", "robustness")
-    steps = [runner.Step("train", a, "A", 0, argv=["a"]), runner.Step("analyze", a, "A", 0, analysis=ana, needs=(a,)),
-             runner.Step("train", b, "B", 0, argv=["b"])]
-    a.mkdir()
-    fd = os.open(a / lock.LOCK_NAME, os.O_RDWR | os.O_CREAT)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    _, steps, fd = _a_held_elsewhere(tmp_path)
     trained = []
     monkeypatch.setattr(runner, "_train", lambda argv: trained.append(argv[0]))
     try:
