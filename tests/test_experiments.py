@@ -286,6 +286,25 @@ def test_table_is_rebuilt_from_planted_run_directories(tmp_path):
     assert json.loads((out / "table.json").read_text())["values"]["chained"]["T=0.1"]["values"] == [0.5, 0.75]
 
 
+def test_the_wall_time_of_a_resumed_run_counts_every_sitting(tmp_path):
+    """Trained in two sittings (the log holds only the second's 40 s): the trainer's rates give 100 tokens at
+    10/s + 100 at 5/s + 200 at 5/s = 70 s of training, plus the 6 s analysis."""
+    run = Train("r", "cfg", preset="small")
+    exp = Experiment("resumed", "Resumed", "nowhere", arms=(Arm("a", run, run),),
+                     analyses=(Analysis("robustness", "robustness"),),
+                     metrics=(Metric("T=1", "robustness", lambda r: r["records"][1]["accuracy"]),),
+                     seeds={"cpu": (0,), "paper": (0,)})
+    d = tmp_path / "r-s0"
+    _plant(d, "robustness", _robust(0.5, 0.25), seconds={"train": (None, 40.0), "analyze": ("robustness", 6.0)})
+    (d / "final").mkdir()
+    (d / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (
+        {"step": 1, "loss": 1.0, "tokens": 100, "tokens_per_s": 10.0},
+        {"step": 2, "loss": 0.9, "tokens": 200, "tokens_per_s": 5.0},  # the checkpoint the second sitting resumed
+        {"step": 3, "eval/x": 1.0},
+        {"step": 4, "loss": 0.8, "tokens": 400, "tokens_per_s": 5.0})))
+    assert table.build(exp, "cpu", tmp_path).rows()[0]["wall time"] == "76 s"
+
+
 @pytest.mark.parametrize("text, number", [("≈ 80", 80.0), ("up to 94.5", 94.5), ("99+ (op=23: 94.7)", 99.0),
                                           ("0.00455", 0.00455), ("collapses", None), (None, None)])
 def test_paper_cells_plot_at_their_first_number(text, number):

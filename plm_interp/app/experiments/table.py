@@ -188,14 +188,41 @@ def _tokens(directory: Path) -> int | None:
     return max(toks) if toks else None
 
 
-def _seconds(directory: Path, keys: set[str] | None) -> float:
-    path = directory / LOG
+def _training_seconds(directory: Path) -> float | None:
+    """Training time over every sitting of a run, by the trainer's own clock: each ``metrics.jsonl`` record's
+    tokens since the previous one over its ``tokens_per_s``; None if the records carry no rate.
+
+    Why not the experiment log alone: it holds the last sitting's seconds only, so a run interrupted and resumed
+    (a campaign spanning sessions) would show a fraction of its cost. A resumed run's records restart at its
+    checkpoint, so work lost to the interruption is not counted."""
+    path = directory / "metrics.jsonl"
     if not path.is_file():
-        return 0.0
-    total = 0.0
+        return None
+    total, previous, timed = 0.0, 0, False
+    for line in path.read_text().splitlines():
+        rec = json.loads(line) if line.strip() else {}
+        if "tokens" not in rec:
+            continue
+        if rec.get("tokens_per_s"):
+            total += (rec["tokens"] - previous) / rec["tokens_per_s"]
+            timed = True
+        previous = rec["tokens"]
+    return total if timed else None
+
+
+def _seconds(directory: Path, keys: set[str] | None) -> float:
+    """Wall seconds spent on a run directory: its training (:func:`_training_seconds`, else the logged sittings)
+    and its analyses named in ``keys`` (None: all; the experiment log's records)."""
+    trained = _training_seconds(directory)
+    path = directory / LOG
+    total = trained or 0.0
+    if not path.is_file():
+        return total
     for line in path.read_text().splitlines():
         rec = json.loads(line)
-        if rec["kind"] == "train" or keys is None or rec.get("key") in keys:
+        if rec["kind"] == "train":
+            total += rec["seconds"] if trained is None else 0.0
+        elif keys is None or rec.get("key") in keys:
             total += rec["seconds"]
     return total
 
