@@ -497,3 +497,29 @@ def test_the_plan_records_what_each_step_needs(tmp_path):
     assert by_dir[("analyze", "igsm-tiny-4x128-clean-s0")] == (tmp_path / "igsm-tiny-4x128-clean-s0",)
     shipped = [s for s in runner.plan(part2.part2_1_vprobes, "cpu", tmp_path)]
     assert all(s.needs == () for s in shipped)
+
+
+def test_dry_run_names_the_process_holding_a_run_and_the_probe_leaves_its_lock_alone(tmp_path, capsys):
+    import fcntl
+    import os
+
+    from plm_interp.training import lock
+
+    runs = tmp_path / "runs"
+    victim = runs / "cfg-demo-rot-corrupt_frac0.1-s0"
+    victim.mkdir(parents=True)
+    assert lock.holder(victim) is None  # no lock file
+    (victim / lock.LOCK_NAME).write_text('{"pid": 1, "host": "gone"}\n')
+    assert lock.holder(victim) is None and (victim / lock.LOCK_NAME).is_file()  # a dead holder's file: untouched
+    fd = os.open(victim / lock.LOCK_NAME, os.O_RDWR)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    os.pwrite(fd, b'{"pid": 4242, "host": "elsewhere"}\n' + b" " * 8, 0)
+    try:
+        assert lock.holder(victim)["pid"] == 4242
+        assert cli("part1_corrupted", "--scale", "tiny", "--runs-dir", str(runs), "--dry-run") == 0
+        held = [line for line in capsys.readouterr().out.splitlines() if "held by pid 4242 on elsewhere" in line]
+        assert len(held) == 2 and all(str(victim) in line for line in held)  # its training and its analysis
+        with pytest.raises(lock.RunDirLocked):  # the probe did not take or break the holder's lock
+            lock.acquire(victim)
+    finally:
+        os.close(fd)

@@ -95,6 +95,28 @@ def release(lock: RunDirLock) -> None:
     os.close(lock.fd)  # closing the descriptor releases the flock
 
 
+def holder(run_dir: str | os.PathLike) -> dict | None:
+    """Who holds ``run_dir``'s lock, if a live process other than this one does (its pid, host, since, argv), else
+    None. Read-only: a shared ``flock`` probe that never creates, truncates or deletes the lock file (so
+    ``plm-interp experiment --dry-run`` can say which runs are being worked on)."""
+    path = Path(run_dir) / LOCK_NAME
+    if path.resolve() in _HELD:
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            raise
+        return _read(path) or {}
+    finally:
+        os.close(fd)  # drops the probe's shared lock, if it got one
+    return None
+
+
 @contextlib.contextmanager
 def run_dir_lock(run_dir: str | os.PathLike) -> Iterator[RunDirLock]:
     """``with run_dir_lock(d):`` hold ``d``'s lock for the block, released however the block ends."""

@@ -4,10 +4,11 @@ Runs one of the papers' comparisons: every training run and analysis not done ye
 ``runs/experiments/SCALE``), then writes the table (ours beside the paper's) to ``RUNS_DIR/_tables/NAME/``.
 Re-issue the same command to continue after an interruption: finished runs are skipped, unfinished ones resume
 from their newest checkpoint. Issue it again beside a running one (another core or GPU) to share the work: each
-run directory is worked on by one process at a time. ``--list`` shows the experiments; ``--dry-run`` prints each step's command and
-state; ``--table`` only rebuilds the table; ``--estimate`` times a few steps of each training run and prints
-the tokens and hours it will take here. Scales: ``paper`` (the recipes/, GPU), ``cpu`` (hours on one core),
-``tiny`` (a smoke test: every step at a 1-layer, 2-step size, seconds).
+run directory is worked on by one process at a time. ``--list`` shows the experiments; ``--dry-run`` prints each
+step's command and state (todo, partial, done, stale, and the process holding it, if one does); ``--table`` only
+rebuilds the table; ``--estimate`` times a few steps of each training run and prints the tokens and hours it will
+take here. Scales: ``paper`` (the recipes/, GPU), ``cpu`` (hours on one core), ``tiny`` (a smoke test: every step
+at a 1-layer, 2-step size, seconds).
 """
 from __future__ import annotations
 
@@ -55,9 +56,14 @@ def main(args) -> int:
     runs_dir = Path(args.runs_dir) if args.runs_dir else Path("runs") / "experiments" / args.scale
     steps = runner.plan(exp, args.scale, runs_dir)
     if args.dry_run:
+        from plm_interp.training.lock import holder
+
         for s in steps:
             state = ("stale" if s.stale else "done") if s.done else (
                 "partial" if (s.directory / "checkpoints").is_dir() and s.kind == "train" else "todo")
+            held = holder(s.directory) if state != "done" else None
+            if held is not None:
+                state = f"{state}, held by pid {held.get('pid', '?')} on {held.get('host', '?')}"
             print(f"[{state}] {s.describe()}")
         return 0
     if args.estimate:
