@@ -328,18 +328,21 @@ def test_a_single_seed_proportion_carries_its_wilson_interval(tmp_path):
     assert cell == "85.0 (95% CI 76.7–90.7, 100 items)"
 
 
-def test_a_shipped_arm_and_a_trained_arm_of_seed_0_are_scored_on_the_same_problems():
-    """lora_vs_full's base (shipped) row and its fine-tuned rows: retry_eval gets the same (default) seed."""
-    from plm_interp.app.experiments import part2
+def test_at_each_seed_every_arm_is_scored_on_the_same_problems_and_the_seeds_differ():
+    """lora_vs_full's base (shipped) row and its fine-tuned rows get the same analysis seed within an experiment
+    seed (like with like), and a different one at each experiment seed, so the random-init control and the
+    evaluation sample vary over the seeds (seed 0: the analysis's default)."""
+    from plm_interp.app.experiments import part1, part2
 
     exp = part2.part2_2_lora_vs_full
-    for seed in (0, 1):
-        steps = [s for s in runner.plan(replace(exp, seeds={"cpu": (0, 1), "paper": (0,)}), "cpu", "/tmp/r")
-                 if s.kind == "analyze" and s.seed == seed]
-        assert len(steps) == 3 and all("seed" not in s.options for s in steps)
+    for seed, expected in ((0, None), (1, 1)):
+        steps = [s for s in runner.plan(exp, "cpu", "/tmp/r") if s.kind == "analyze" and s.seed == seed]
+        assert len(steps) == 3 and {s.options.get("seed") for s in steps} == {expected}
         assert len({json.dumps(s.options) for s in steps}) == 1
     sweep = [s for s in runner.plan(part2.part2_1_vprobes, "cpu", "/tmp/r") if s.kind == "analyze"]
     assert {s.options.get("seed") for s in sweep} == {None, 1, 2}  # all arms shipped: the seeds are probe seeds
+    probes = [s for s in runner.plan(part1.part1_schemes, "cpu", "/tmp/r") if s.analysis and s.analysis.key == "nt_probe"]
+    assert {(s.seed, s.options.get("seed")) for s in probes} == {(0, None), (1, 1)}  # a new control init at seed 1
 
 
 def test_the_plan_is_seed_major_so_a_campaign_stopped_part_way_holds_complete_comparisons(tmp_path):

@@ -107,10 +107,14 @@ def train_argv(run: Train, scale: str, seed: int, runs_dir: Path) -> list[str]:
     return argv + ["--set", f"train.seed={seed}", "--run-dir", str(run_dir(runs_dir, run.name, seed)), "--resume"]
 
 
-def analysis_options(a: Analysis, scale: str, src: Source, seed: int, sweep: bool = True) -> dict[str, Any]:
-    """The analysis's options at ``scale``. ``sweep``: every arm of the experiment is a shipped model, so its seeds
-    are analysis seeds (e.g. V-probe seeds); otherwise a shipped arm keeps the analysis's default seed at every
-    seed, and is scored on the same problems as the trained arms beside it (like with like)."""
+def analysis_options(a: Analysis, scale: str, seed: int) -> dict[str, Any]:
+    """The analysis's options at ``scale`` for the experiment's ``seed``: seed 0 keeps the analysis's default seed,
+    seed s > 0 passes ``seed = s`` (to every arm alike, shipped or trained).
+
+    Why the analysis follows the experiment's seed: the analysis seed draws the evaluation problems or probe
+    strings and initialises the random-init control, so a control measured at one seed only would print a spread
+    of zero over "n = 2" seeds, and the seed spread would leave out the evaluation sample. Within a seed every arm
+    gets the same seed, so the arms are scored on the same problems (like with like)."""
     import analyses
 
     params = inspect.signature(analyses.get(a.name)).parameters
@@ -119,7 +123,7 @@ def analysis_options(a: Analysis, scale: str, src: Source, seed: int, sweep: boo
         opts.update({k: v for k, v in TINY_OPTIONS.get(a.name, {}).items() if k in params})
     if "progress" in params:
         opts["progress"] = False
-    if sweep and isinstance(src, Shipped) and "seed" in params and seed != 0:  # seed 0: the analysis's default
+    if "seed" in params and seed != 0:  # seed 0: the analysis's default
         opts["seed"] = seed
     return opts
 
@@ -227,7 +231,6 @@ def plan(exp: Experiment, scale: str, runs_dir: str | Path) -> list[Step]:
     holds complete comparisons (all arms at the same seeds) rather than one arm at every seed."""
     runs_dir = Path(runs_dir)
     steps, seen = [], set()
-    sweep = all(isinstance(arm.source(scale), Shipped) for arm in exp.arms)
     for seed in exp.seeds_at(scale):
         for arm in exp.arms:
             src = arm.source(scale)
@@ -241,7 +244,7 @@ def plan(exp: Experiment, scale: str, runs_dir: str | Path) -> list[Step]:
                                           needs=needs))
             for a in exp.analyses_for(arm.label):
                 steps.append(Step("analyze", model_dir(runs_dir, src, seed), arm.label, seed, analysis=a,
-                                  model=model_ref(runs_dir, src, seed), options=analysis_options(a, scale, src, seed, sweep),
+                                  model=model_ref(runs_dir, src, seed), options=analysis_options(a, scale, seed),
                                   needs=(model_dir(runs_dir, src, seed),) if isinstance(src, Train) else ()))
     return steps
 
