@@ -15,7 +15,7 @@ import pytest
 
 from plm_interp.app import experiments
 from plm_interp.app.commands import experiment as command
-from plm_interp.app.experiments import runner, table
+from plm_interp.app.experiments import runner, scales, table
 from plm_interp.app.experiments.spec import RECIPES, Analysis, Arm, Experiment, Metric, Shipped, Train
 
 NAMES = list(experiments.EXPERIMENTS)
@@ -56,7 +56,7 @@ def test_equal_budget_and_equal_parameters_where_the_comparison_needs_them():
 
     def resolved(run: Train):
         args = argparse.Namespace(task=run.kind, config=None, preset=run.preset,
-                                  overrides=[a for a in runner.train_argv(run, "cpu", 0, Path("/x"))[2:]
+                                  overrides=[a for a in scales.train_argv(run, "cpu", 0, Path("/x"))[2:]
                                              if "=" in a and not a.startswith("train.init_from")])
         return train_cli.resolve_args(args)
 
@@ -110,14 +110,14 @@ def test_the_paper_scale_is_the_recipes():
 @pytest.mark.parametrize("value", ["demo", 1.5e-3, 3, True, [0.9, 0.98], {"rank": 8, "targets": ["W_Q", "W_V"]},
                                    'a "quoted" \\ string'])
 def test_set_values_read_back_as_toml(value):
-    assert tomllib.loads(f"v = {runner.toml_value(value)}")["v"] == value
+    assert tomllib.loads(f"v = {scales.toml_value(value)}")["v"] == value
 
 
 def test_tiny_scale_keeps_a_continued_run_on_its_source_architecture():
     full = experiments.get("part2_2_lora_vs_full").arms[2].cpu
-    assert not any(k.startswith("model.") for k in runner.train_sets(full, "tiny"))
+    assert not any(k.startswith("model.") for k in scales.train_sets(full, "tiny"))
     first = experiments.get("part2_2_retry_weak").arms[1].cpu.chain()[0]
-    sets = runner.train_sets(first, "tiny")
+    sets = scales.train_sets(first, "tiny")
     assert (sets["model.n_layers"], sets["model.d_model"], sets["train.max_steps"]) == (1, 16, 2)
 
 
@@ -167,8 +167,8 @@ def test_an_analysis_whose_options_changed_is_run_again_and_the_old_result_kept(
     exp = experiments.get(name)
     assert cli(name, "--scale", "tiny", "--runs-dir", str(runs)) == 0
     n_robustness = sum(1 for s in runner.plan(exp, "tiny", runs) if s.kind == "analyze")
-    options = {**runner.TINY_OPTIONS, "robustness": {**runner.TINY_OPTIONS["robustness"], "n": 3}}
-    monkeypatch.setattr(runner, "TINY_OPTIONS", options)  # the spec's options change after the campaign ran
+    options = {**scales.TINY_OPTIONS, "robustness": {**scales.TINY_OPTIONS["robustness"], "n": 3}}
+    monkeypatch.setattr(scales, "TINY_OPTIONS", options)  # the spec's options change after the campaign ran
     capsys.readouterr()
     assert cli(name, "--scale", "tiny", "--runs-dir", str(runs), "--dry-run") == 0
     out = capsys.readouterr().out

@@ -14,7 +14,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from plm_interp.app.experiments import runner
+from plm_interp.app.experiments import runner, scales
 from plm_interp.app.experiments.spec import Experiment, Shipped, Train
 
 
@@ -51,7 +51,7 @@ def total_tokens(run: Train, scale: str) -> int:
     """Tokens the run's budget trains on (steps x batch x n_ctx, as the trainer counts them)."""
     from plm_interp.app.commands import train as train_cli
 
-    args = _args(runner.train_argv(_standalone(run), scale, 0, Path(tempfile.gettempdir())))
+    args = _args(scales.train_argv(_standalone(run), scale, 0, Path(tempfile.gettempdir())))
     cfg = train_cli.resolve_args(args)
     return cfg.train.total_steps(cfg.model.n_ctx) * cfg.train.batch_size * cfg.model.n_ctx
 
@@ -62,7 +62,7 @@ def time_run(run: Train, scale: str, steps: int = 4) -> float:
         probe = replace(_standalone(run), sets={**_standalone(run).sets, "train.max_steps": steps,
                                                 "train.ckpt_every": 0, "train.log_every": 1,
                                                 "train.warmup_steps": 0})
-        argv = runner.train_argv(probe, scale, 0, Path(tmp))
+        argv = scales.train_argv(probe, scale, 0, Path(tmp))
         runner._train(argv)
         records = [json.loads(x) for x in (Path(tmp) / f"{run.name}-s0" / "metrics.jsonl").read_text().splitlines()]
         rates = [r["tokens_per_s"] for r in records if "tokens_per_s" in r and r["step"] > 1]
