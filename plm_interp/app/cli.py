@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from plm_interp.checkpoint import CheckpointError as ModelFileError
     from plm_interp.training.checkpointing import CheckpointError
     from plm_interp.training.lock import RunDirLocked
+    from plm_interp.training.stop_signal import TrainingStopped
 
     args = build_parser().parse_args(argv)
     try:
@@ -48,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         # bad input, unreadable checkpoints and a run dir in use are the user's to fix: one line, no traceback
         print(f"plm-interp {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except TrainingStopped as exc:  # SIGTERM / SIGINT: the checkpoint is written, the exit code says which signal
+        print(f"plm-interp {args.command}: {exc}", file=sys.stderr)
+        return exc.exit_code
 
 
 if __name__ == "__main__":

@@ -9,10 +9,11 @@ from plm_interp.training.config import TrainConfig
 from plm_interp.training.data import ShardedStream, TaskSource, make_loader
 from plm_interp.training.metrics import MetricsLog, read_metrics
 from plm_interp.training.optim import build_optimizer, build_scheduler, lr_factor, param_groups
+from plm_interp.training.stop_signal import TrainingStopped
 from plm_interp.training.trainer import (EvalCallback, NonFiniteLossError, Trainer, TrainResult, compile_model,
                                          lm_loss_fn, train)
 
 __all__ = ["CheckpointError", "EvalCallback", "MetricsLog", "NonFiniteLossError", "ShardedStream", "TaskSource",
-           "TrainConfig", "TrainResult", "Trainer", "build_optimizer", "build_scheduler", "compile_model",
+           "TrainConfig", "TrainResult", "Trainer", "TrainingStopped", "build_optimizer", "build_scheduler", "compile_model",
            "load_latest", "lm_loss_fn", "lr_factor", "make_loader", "param_groups", "read_metrics",
            "save_checkpoint", "train"]

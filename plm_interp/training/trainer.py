@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 from plm_interp.training import checkpointing as ckpt
 from plm_interp.training import distributed as D
 from plm_interp.training import lock as run_lock
+from plm_interp.training import stop_signal
 from plm_interp.training.config import TrainConfig
 from plm_interp.training.data import ShardedStream, make_loader
 from plm_interp.training.metrics import MetricsLog
@@ -116,6 +117,7 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, self.total_steps, cfg)
         self.step, self.tokens = 0, 0
+        self._stop: stop_signal.StopRequest | None = None  # set while fit() runs with a run_dir
         use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda")
         self._autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if use_bf16 \
             else contextlib.nullcontext
@@ -133,11 +135,15 @@ class Trainer:
 
         ``run_dir`` is locked for the whole call (:mod:`plm_interp.training.lock`): a second writer is refused
         naming this process. A NaN/Inf loss stops training with :class:`NonFiniteLossError`; no checkpoint is
-        written after it, so the newest one on disk is the last good one.
+        written after it, so the newest one on disk is the last good one. With a ``run_dir``, SIGTERM / SIGINT
+        stop training after the current step and a checkpoint of it (:mod:`plm_interp.training.stop_signal`,
+        :class:`TrainingStopped`); under DDP the ranks agree on it at the next ``log_every`` step.
         """
         lock = self._lock()
+        catching = stop_signal.stop_on_signals() if self.run_dir is not None else contextlib.nullcontext(None)
         try:
-            return self._fit(resume)
+            with catching as self._stop:
+                return self._fit(resume)
         finally:
             if lock is not None:
                 run_lock.release(lock)
@@ -238,7 +244,25 @@ class Trainer:
                 self._evaluate(metrics)
             if saving:
                 self._save()
+            if not done and self._stop_requested(logging):
+                if not saving:
+                    self._check_finite(bad_step)
+                    self._save()
+                raise stop_signal.TrainingStopped(self._stop.signum or 15, self.step,
+                                                  ckpt.checkpoint_dir(self.checkpoint_root, self.step))
         return last_loss
+
+    def _stop_requested(self, synced_step: bool) -> bool:
+        """Whether a stop signal arrived; one process checks every step, DDP ranks agree at log steps (one
+        all-reduce there, none per step)."""
+        if self._stop is None:
+            return False
+        if not self.info.enabled:
+            return self._stop.signum is not None
+        if not synced_step:
+            return False
+        none_here = torch.tensor(0 if self._stop.signum else 1, device=self.device)
+        return D.all_reduce_min(none_here, self.info).item() == 0
 
     def _check_finite(self, bad_step: torch.Tensor) -> None:
         """Raise :class:`NonFiniteLossError` if any rank saw a NaN/Inf loss (one sync, at log/ckpt steps only)."""

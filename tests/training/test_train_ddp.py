@@ -19,18 +19,38 @@ HELPER = Path(__file__).with_name("train_helpers.py")
 TOLERANCE = 1e-5
 
 
-def test_two_gloo_processes_match_one_process(tmp_path):
+def _torchrun(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           str(HELPER), str(tmp_path / "ddp"), "--steps", "8", "--batch", "8", "--source", "seq"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+           str(HELPER), str(run_dir), "--steps", "8", "--batch", "8", "--source", "seq", *extra]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
 
+
+def _one_process_losses(run_dir: Path) -> list[float]:
     torch.set_num_threads(1)
-    single = Trainer(tiny_model(), SequenceSource(), small_config(max_steps=8, batch_size=8), tmp_path / "one")
+    single = Trainer(tiny_model(), SequenceSource(), small_config(max_steps=8, batch_size=8), run_dir)
     single.fit()
+    return [r["loss"] for r in read_metrics(run_dir)]
+
+
+def test_two_gloo_processes_match_one_process(tmp_path):
+    proc = _torchrun(tmp_path / "ddp")
+    assert proc.returncode == 0, proc.stderr[-3000:]
     ddp = [r["loss"] for r in read_metrics(tmp_path / "ddp")]
-    one = [r["loss"] for r in read_metrics(tmp_path / "one")]
+    one = _one_process_losses(tmp_path / "one")
     assert len(ddp) == len(one) == 8
     assert max(abs(a - b) for a, b in zip(ddp, one)) <= TOLERANCE, list(zip(ddp, one))
     assert one[-1] < one[0]  # and the curve is a real training curve
+
+
+def test_sigterm_to_one_rank_stops_both_at_the_same_step_and_the_resumed_run_follows_the_curve(tmp_path):
+    """Rank 0 alone gets SIGTERM after step 3; the ranks agree at that (logged) step, save it and stop."""
+    proc = _torchrun(tmp_path / "ddp", "--term-at", "3")
+    assert proc.returncode != 0 and "stopped by SIGTERM after step 3" in proc.stderr, proc.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "ddp" / "checkpoints").iterdir()) == ["step_00000003"]
+    proc = _torchrun(tmp_path / "ddp")
+    assert proc.returncode == 0 and "resumed from" in proc.stderr, proc.stderr[-3000:]
+    ddp = [r["loss"] for r in read_metrics(tmp_path / "ddp")]
+    one = _one_process_losses(tmp_path / "one")
+    assert len(ddp) == len(one) == 8
+    assert max(abs(a - b) for a, b in zip(ddp, one)) <= TOLERANCE, list(zip(ddp, one))

@@ -6,6 +6,7 @@ few dozen steps; batch ``i`` depends only on ``(seed, i)`` (the Task contract's 
 As a script (used for SIGKILL and torchrun tests)::
 
     python train_helpers.py RUN_DIR --steps 24 [--kill-at 7 --kill-phase step|ckpt-state|ckpt-manifest]
+                                               [--term-at 5]  (SIGTERM to rank 0 only, after step 5)
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from typing import Any, Iterator
 import torch
 
 from plm_interp import HookedPLM, preset_config
-from plm_interp.training import TaskSource, TrainConfig, Trainer
+from plm_interp.training import TaskSource, TrainConfig, Trainer, TrainingStopped
 from plm_interp.training.data import derived_seed
 from tasks.base import Batch, Task, register_task
 
@@ -124,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=0)
     p.add_argument("--kill-at", type=int, default=None)
     p.add_argument("--kill-phase", default="step")
+    p.add_argument("--term-at", type=int, default=None)
     p.add_argument("--source", choices=["count", "seq"], default="count")
     p.add_argument("--compile", default=None, help="train.compile: a torch.compile backend name")
     p.add_argument("--positional", default="rot")
@@ -132,11 +134,18 @@ def main(argv: list[str] | None = None) -> int:
     callbacks: list = []
     if args.kill_at is not None:
         _install_kill(args.kill_phase, args.kill_at, callbacks)
+    if args.term_at is not None:  # on every rank, so each meets the evaluation barrier; only rank 0 is signalled
+        rank0 = os.environ.get("RANK", "0") == "0"
+        callbacks.append(lambda model, s: os.kill(os.getpid(), signal.SIGTERM) if rank0 and s == args.term_at else None)
     cfg = small_config(max_steps=args.steps, batch_size=args.batch, micro_batch_size=args.micro,
                        num_workers=args.workers, eval_every=1 if callbacks else 0, compile=args.compile or False)
     data = source() if args.source == "count" else SequenceSource()
     trainer = Trainer(tiny_model(positional=args.positional), data, cfg, args.run_dir, callbacks=callbacks)
-    trainer.fit(resume=True)
+    try:
+        trainer.fit(resume=True)
+    except TrainingStopped as exc:
+        print(f"[helper] {exc}", file=sys.stderr)
+        return exc.exit_code
     if trainer.info.is_main:
         from safetensors.torch import save_file
         save_file({k: v.contiguous() for k, v in trainer.model.state_dict().items()},
