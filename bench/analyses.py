@@ -61,7 +61,6 @@ def one_call(model_name: str, analysis: str) -> dict:
 
 def sklearn_peer(model_name: str = "demo-rot") -> list[dict]:
     """Our diagonal (linear) probe fit beside scikit-learn's lbfgs logistic regression, same features/objective."""
-    import torch
     from sklearn.linear_model import LogisticRegression
 
     from analyses.nt_probe import _specials, _targets

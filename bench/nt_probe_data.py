@@ -30,8 +30,6 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=512)
     args = ap.parse_args()
 
-    import torch
-
     from analyses._task import resolve_task
     from analyses.nt_probe import PROBE, _specials, _targets
     from plm_interp.probes import MultiHeadLinearProbe, cache_residuals, fit_probe, predict

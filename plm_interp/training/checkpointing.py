@@ -94,7 +94,7 @@ def load_latest(root: str | Path, report: Callable[[str], None] | None = None) -
             try:
                 state = torch.load(directory / STATE, map_location="cpu", weights_only=True)
                 if state.get("format_version") != FORMAT_VERSION or state.get("step") != step:
-                    raise ValueError(f"format_version/step fields do not match the manifest")
+                    raise ValueError("format_version/step fields do not match the manifest")
                 return state, directory
             except Exception as exc:  # noqa: BLE001 - any unpickling failure means "not usable"
                 problem = f"{directory / STATE} does not load ({exc})"

@@ -12,7 +12,6 @@ resumed run takes its weights from its checkpoint; ``init_from`` then only recor
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from plm_interp.config import ConfigError, PLMConfig

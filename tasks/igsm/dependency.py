@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tasks.igsm.structure import ABSTRACT, INSTANCE, Param, Structure
+from tasks.igsm.structure import INSTANCE, Param, Structure
 
 
 @dataclass(frozen=True)
