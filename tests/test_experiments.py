@@ -162,6 +162,33 @@ def test_an_interrupted_run_is_resumed_by_reissuing_the_command(runs, capsys):
     assert [r["step"] for r in records if "loss" in r] == [1, 2]  # no step trained twice
 
 
+def test_sigterm_mid_training_exits_143_with_a_checkpoint_and_reissuing_finishes_without_retraining(
+        tmp_path, monkeypatch, capsys):
+    import os
+    import signal
+
+    from plm_interp.training import metrics as metrics_module
+
+    log = metrics_module.MetricsLog.log
+
+    def log_then_term(self, record):  # a scheduler's SIGTERM, just after the first run's step 1 is logged
+        log(self, record)
+        if record.get("step") == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+    monkeypatch.setattr(metrics_module.MetricsLog, "log", log_then_term)
+    from plm_interp.app.cli import main  # the program's entry point: it turns the stop into the exit code
+
+    assert main(["experiment", "part1_corrupted", "--scale", "tiny", "--runs-dir", str(tmp_path)]) == 143
+    assert "stopped by SIGTERM after step 1" in capsys.readouterr().err
+    stopped = [d for d in tmp_path.iterdir() if (d / "checkpoints" / "step_00000001").is_dir()]
+    assert len(stopped) == 1 and not (stopped[0] / "final").exists()
+    monkeypatch.setattr(metrics_module.MetricsLog, "log", log)
+    assert cli("part1_corrupted", "--scale", "tiny", "--runs-dir", str(tmp_path)) == 0
+    assert "resumed from" in capsys.readouterr().err
+    records = [json.loads(x) for x in (stopped[0] / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "loss" in r] == [1, 2]  # step 1 was kept, not trained again
+
+
 def test_an_analysis_whose_options_changed_is_run_again_and_the_old_result_kept(tmp_path, monkeypatch, capsys):
     name, runs = "part1_corrupted", tmp_path / "runs"
     exp = experiments.get(name)
