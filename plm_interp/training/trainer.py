@@ -248,7 +248,7 @@ class Trainer:
                 if not saving:
                     self._check_finite(bad_step)
                     self._save()
-                raise stop_signal.TrainingStopped(self._stop.signum or 15, self.step,
+                raise stop_signal.TrainingStopped(self._stop.signum, self.step,
                                                   ckpt.checkpoint_dir(self.checkpoint_root, self.step))
         return last_loss
 
@@ -261,8 +261,9 @@ class Trainer:
             return self._stop.signum is not None
         if not synced_step:
             return False
-        none_here = torch.tensor(0 if self._stop.signum else 1, device=self.device)
-        return D.all_reduce_min(none_here, self.info).item() == 0
+        negated = torch.tensor(-(self._stop.signum or 0), device=self.device)  # min over ranks: any rank's signal
+        self._stop.signum = -int(D.all_reduce_min(negated, self.info).item()) or None
+        return self._stop.signum is not None
 
     def _check_finite(self, bad_step: torch.Tensor) -> None:
         """Raise :class:`NonFiniteLossError` if any rank saw a NaN/Inf loss (one sync, at log/ckpt steps only)."""
