@@ -16,6 +16,7 @@ from pathlib import Path
 
 from plm_interp.config import POSITIONAL_SCHEMES
 from plm_interp.app import runconfig
+from plm_interp.app.experiments.scales import toml_value
 from tasks.cfg import BUILTINS, CFGTask
 from tasks.igsm import IGSMTask
 
@@ -36,26 +37,11 @@ RETRY = [("perfect", 0.5, False), ("perfect", 0.1, False), ("perfect", 0.5, True
 SHAPES = [(20, 9), (4, 30)]
 
 
-def _value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, int):
-        return f"{v:_}" if abs(v) >= 10_000 else str(v)
-    if isinstance(v, float):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + "}"
-    raise TypeError(f"cannot write {v!r} as a TOML value")
-
-
 def _toml(header: list[str], sections: dict[str, dict]) -> str:
     lines = [f"# {h}" if h else "#" for h in header]
     for name, values in sections.items():
-        lines += ["", f"[{name}]"] + [f"{k} = {_value(v)}" for k, v in values.items() if v is not None]
+        lines += ["", f"[{name}]"] + [f"{k} = {toml_value(v, group_digits=True)}" for k, v in values.items()
+                                      if v is not None]
     return "\n".join(lines) + "\n"
 
 

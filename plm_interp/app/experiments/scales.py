@@ -32,19 +32,22 @@ TINY_OPTIONS = {
 }
 
 
-def toml_value(v: Any) -> str:
-    """A value as ``--set`` reads it (TOML): strings quoted, lists and tables inline."""
+def toml_value(v: Any, group_digits: bool = False) -> str:
+    """A value as TOML writes it inline (what ``--set`` reads): strings quoted, lists and tables inline.
+    ``group_digits`` writes integers of 10,000 and more as ``4_900_000``, for recipe files people read."""
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
         return json.dumps(v)
+    if isinstance(v, int) and group_digits and abs(v) >= 10_000:
+        return f"{v:_}"
     if isinstance(v, (int, float)):
         return repr(v)
     if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+        return "[" + ", ".join(toml_value(x, group_digits) for x in v) + "]"
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + "}"
-    raise TypeError(f"cannot write {v!r} as a --set value")
+        return "{" + ", ".join(f"{k} = {toml_value(x, group_digits)}" for k, x in v.items()) + "}"
+    raise TypeError(f"cannot write {v!r} as a TOML value")
 
 
 def run_dir(runs_dir: Path, name: str, seed: int) -> Path:
