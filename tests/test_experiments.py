@@ -553,3 +553,37 @@ def test_dry_run_names_the_process_holding_a_run_and_the_probe_leaves_its_lock_a
             lock.acquire(victim)
     finally:
         os.close(fd)
+
+
+def test_the_campaign_script_runs_each_experiment_without_waiting_then_waiting_at_low_priority(tmp_path):
+    """scripts/campaign.sh (one stream of a campaign): every experiment once with --no-wait, then once waiting, in
+    the order given, at nice 19 with one torch thread and this checkout's code first on the path; the flags it passes
+    are ones the real command accepts."""
+    import os
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[1]
+    calls = tmp_path / "calls.txt"
+    fake = tmp_path / "plm-interp"
+    fake.write_text('#!/usr/bin/env bash\necho "$(nice) $OMP_NUM_THREADS ${PYTHONPATH%%:*} $*" >> "$CALLS"\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PLM_BIN": str(fake), "CALLS": str(calls), "PLM_RUNS_DIR": str(tmp_path / "r"),
+           "PLM_SCALE": "tiny"}
+    env.pop("OMP_NUM_THREADS", None)
+    done = subprocess.run(["bash", str(repo / "scripts" / "campaign.sh"), "part1_corrupted", "part2_2_retry_weak"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = calls.read_text().splitlines()
+    head = f"19 1 {repo} experiment"
+    tail = f"--scale tiny --runs-dir {tmp_path / 'r'}"
+    assert lines == [f"{head} part1_corrupted {tail} --no-wait", f"{head} part2_2_retry_weak {tail} --no-wait",
+                     f"{head} part1_corrupted {tail}", f"{head} part2_2_retry_weak {tail}"]
+    parser = argparse.ArgumentParser()
+    command.add_parser(parser.add_subparsers())
+    assert parser.parse_args(lines[0].split()[3:]).no_wait
+    fake.write_text("#!/usr/bin/env bash\nexit 3\n")  # a failing experiment stops the stream with its status
+    failed = subprocess.run(["bash", str(repo / "scripts" / "campaign.sh"), "part1_corrupted"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert failed.returncode == 3
+    usage = subprocess.run(["bash", str(repo / "scripts" / "campaign.sh")], env=env, capture_output=True, text=True)
+    assert usage.returncode == 2 and "usage" in usage.stderr
