@@ -587,3 +587,23 @@ def test_the_campaign_script_runs_each_experiment_without_waiting_then_waiting_a
     assert failed.returncode == 3
     usage = subprocess.run(["bash", str(repo / "scripts" / "campaign.sh")], env=env, capture_output=True, text=True)
     assert usage.returncode == 2 and "usage" in usage.stderr
+
+
+def test_arm_limits_the_work_to_that_arms_runs_and_an_unknown_arm_is_refused(tmp_path, capsys):
+    from plm_interp.app.experiments import part2
+
+    exp = part2.part2_2_retry_weak
+    only = runner.plan(exp, "cpu", tmp_path, ["weak p=0.5"])
+    assert {s.label for s in only} == {"weak p=0.5"}
+    assert [s.directory.name for s in only if s.kind == "train"] == ["igsm-tiny-4x128-weak-p0.5-op1-s0",
+                                                                     "igsm-tiny-4x128-weak-p0.5-s0"]
+    every = runner.plan(exp, "cpu", tmp_path)
+    assert [s.describe() for s in every if s.label == "weak p=0.5"] == [s.describe() for s in only]
+    with pytest.raises(ValueError, match="'weak p=0.3'.*clean, weak p=0.1, weak p=0.5"):
+        cli(exp.name, "--arm", "weak p=0.3", "--runs-dir", str(tmp_path))
+    assert not any(tmp_path.iterdir())  # refused before any work or write
+    assert cli(exp.name, "--scale", "tiny", "--arm", "weak p=0.5", "--runs-dir", str(tmp_path)) == 0
+    assert sorted(d.name for d in tmp_path.iterdir() if d.name != "_tables") == [
+        "igsm-tiny-4x128-weak-p0.5-op1-s0", "igsm-tiny-4x128-weak-p0.5-s0"]
+    rows = json.loads((tmp_path / "_tables" / exp.name / "table.json").read_text())["rows"]
+    assert [r["seeds done"] for r in rows] == ["0/1", "0/1", "1/1"]  # the table still shows every arm

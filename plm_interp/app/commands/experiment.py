@@ -7,7 +7,7 @@ from their newest checkpoint. Issue it again beside a running one (another core 
 run directory is worked on by one process at a time. ``--list`` shows the experiments; ``--dry-run`` prints each
 step's command and state (todo, partial, done, stale, and the process holding it, if one does); ``--table`` only
 rebuilds the table; ``--estimate`` times a few steps of each training run and prints the tokens and hours it will
-take here. Scales: ``paper`` (the recipes/, GPU), ``cpu`` (hours on one core), ``tiny`` (a smoke test: every step
+take here; ``--arm LABEL`` limits the work to one arm's runs. Scales: ``paper`` (the recipes/, GPU), ``cpu`` (hours on one core), ``tiny`` (a smoke test: every step
 at a 1-layer, 2-step size, seconds).
 """
 from __future__ import annotations
@@ -30,6 +30,8 @@ def add_parser(sub) -> None:
     mode.add_argument("--table", action="store_true", help="only rebuild the table from the run directories")
     mode.add_argument("--estimate", action="store_true", help="time a few steps of each training run")
     p.add_argument("--estimate-steps", type=int, default=4, help="optimiser steps per timed run (default 4)")
+    p.add_argument("--arm", action="append", metavar="LABEL",
+                   help="only this arm's runs and analyses (repeatable; e.g. 'weak p=0.5'); the table shows all arms")
     p.add_argument("--poll", type=float, default=30.0,
                    help="seconds between checks while waiting for a run another process holds (default 30)")
     p.add_argument("--no-wait", action="store_true",
@@ -54,7 +56,7 @@ def main(args) -> int:
     if args.estimate_steps < 2:
         raise ValueError(f"--estimate-steps = {args.estimate_steps} must be >= 2 (the first step is not timed)")
     runs_dir = Path(args.runs_dir) if args.runs_dir else Path("runs") / "experiments" / args.scale
-    steps = runner.plan(exp, args.scale, runs_dir)
+    steps = runner.plan(exp, args.scale, runs_dir, args.arm)
     if args.dry_run:
         from plm_interp.training.lock import holder
 

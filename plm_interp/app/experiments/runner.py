@@ -125,15 +125,20 @@ def _quote(arg: str) -> str:
     return shlex.quote(arg)
 
 
-def plan(exp: Experiment, scale: str, runs_dir: str | Path) -> list[Step]:
+def plan(exp: Experiment, scale: str, runs_dir: str | Path, arms: list[str] | None = None) -> list[Step]:
     """Every step of ``exp`` at ``scale``, in order (a stage before the run that starts from it), deduplicated.
 
     Seed-major: every arm's first seed comes before any arm's second, so a campaign stopped part-way already
-    holds complete comparisons (all arms at the same seeds) rather than one arm at every seed."""
+    holds complete comparisons (all arms at the same seeds) rather than one arm at every seed. ``arms``: only the
+    steps these arms need (an arm added later, or one arm per machine); the table still shows every arm."""
     runs_dir = Path(runs_dir)
+    labels = [a.label for a in exp.arms]
+    for label in arms or ():
+        if label not in labels:
+            raise ValueError(f"arm = {label!r} is not an arm of {exp.name}; its arms: {', '.join(labels)}")
     steps, seen = [], set()
     for seed in exp.seeds_at(scale):
-        for arm in exp.arms:
+        for arm in (a for a in exp.arms if not arms or a.label in arms):
             src = arm.source(scale)
             if isinstance(src, Train):
                 for run in src.chain():
