@@ -30,10 +30,11 @@ RETRY_FT = {"task.preset": "tiny", "task.generator": "v1", "task.names": "parsea
 LORA = {"rank": 8, "alpha": 16, "targets": ["W_Q", "W_V", "W_E"]}  # Part 2.2 App. D.3: q/v rank r, embedding 2r
 
 
-def curriculum(name: str, model: dict, data: dict) -> Train:
-    """Two stages from scratch, both on ``data`` (e.g. retry data): op = 1 (all tokens), then op <= 3."""
+def curriculum(name: str, model: dict, data: dict, main: dict | None = None) -> Train:
+    """Two stages from scratch, both on ``data`` (e.g. retry data): op = 1 (all tokens), then op <= 3 (``main``
+    overrides that stage's settings, e.g. its steps)."""
     op1 = Train(f"igsm-tiny-{name}-op1", "igsm", sets={**COMMON, **model, **OP1, **data})
-    return Train(f"igsm-tiny-{name}", "igsm", sets={**COMMON, **MAIN, **data}, after=op1)
+    return Train(f"igsm-tiny-{name}", "igsm", sets={**COMMON, **MAIN, **data, **(main or {})}, after=op1)
 
 
 def paper(name: str, recipe: str, after: Train | None = None) -> Train:
@@ -82,14 +83,18 @@ part2_1_vprobes = Experiment(
 
 DEEP = {"model.n_layers": 8, "model.n_heads": 3, "model.d_model": 96, "model.n_ctx": 192, "model.positional": "rot"}
 WIDE = {"model.n_layers": 2, "model.n_heads": 6, "model.d_model": 192, "model.n_ctx": 192, "model.positional": "rot"}
+#: depth_width's second stage: 3,000 steps, not MAIN's 5,000, so that both shapes and their per-layer probes
+#: finish in one sitting of two cores (a run directory does not outlive the machine it is on); equal for both arms,
+#: chosen before either had a result
+DW_MAIN = {"train.max_steps": 3000}
 part2_1_depth_width = Experiment(
     name="part2_1_depth_width",
     title="Part 2.1: depth vs width at equal (non-embedding) parameters: 8 x 96 vs 2 x 192, same data and budget",
     paper_ref="Part 2.1 §6, Fig. 9-10 (iGSM-med): 20 layers x 576 wide 94.0% vs 4 x 1920 68.6% (mean over cells); "
               "nece probe accuracy rises with depth",
-    arms=(Arm("deep 8x96", curriculum("8x96", DEEP, {}), paper("igsm-med-pq-l20h9-paper",
+    arms=(Arm("deep 8x96", curriculum("8x96", DEEP, {}, DW_MAIN), paper("igsm-med-pq-l20h9-paper",
                                                                "comparisons/igsm_med_pq_l20h9.toml")),
-          Arm("wide 2x192", curriculum("2x192", WIDE, {}), paper("igsm-med-pq-l4h30-paper",
+          Arm("wide 2x192", curriculum("2x192", WIDE, {}, DW_MAIN), paper("igsm-med-pq-l4h30-paper",
                                                                  "comparisons/igsm_med_pq_l4h30.toml"))),
     analyses=(Analysis("reasoning_level", "reasoning_level", cpu={"n": 128}, paper={"n": 4096}),
               Analysis("v_probe-nece", "v_probe", cpu={"probe": "nece", "layer": "all"},
@@ -107,6 +112,7 @@ part2_1_depth_width = Experiment(
                controls={"random-init": X.v_probe_accuracy("random-init", layer="middle")}),
     ),
     note="Both have 884,736 non-embedding parameters (12 x layers x width^2); the embedding is 1655 x width. "
+         "Ours: the igsm-small curriculum with a 3,000-step second stage (the other experiments' 5,000), both arms. "
          "Per-layer probe accuracy is in each run's analyses/v_probe-nece/plot.png.",
 )
 
