@@ -217,6 +217,8 @@ def test_estimate_counts_tokens_from_the_config_and_times_real_steps():
     costs = estimate(experiments.get("part1_corrupted"), "tiny", steps=2, report=lambda m: None)
     assert [c.name for c in costs] == ["cfg-demo-rot", "cfg-demo-rot-corrupt_frac0.1"]
     assert all(c.tokens == 2 * 2 * 128 and c.tokens_per_s > 0 for c in costs)  # 2 steps x 2 x n_ctx 128
+    one = estimate(experiments.get("part1_corrupted"), "tiny", steps=2, report=lambda m: None, arms=["corrupt 0.1"])
+    assert [c.name for c in one] == ["cfg-demo-rot-corrupt_frac0.1"]
 
 
 # ---- validation ---------------------------------------------------------------------------------------------

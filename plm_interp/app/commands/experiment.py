@@ -7,7 +7,7 @@ from their newest checkpoint. Issue it again beside a running one (another core 
 run directory is worked on by one process at a time. ``--list`` shows the experiments; ``--dry-run`` prints each
 step's command and state (todo, partial, done, stale, and the process holding it, if one does); ``--table`` only
 rebuilds the table; ``--estimate`` times a few steps of each training run and prints the tokens and hours it will
-take here; ``--arm LABEL`` limits the work to one arm's runs. Scales: ``paper`` (the recipes/, GPU), ``cpu`` (hours on one core), ``tiny`` (a smoke test: every step
+take here; ``--arm LABEL`` limits the work (and the estimate) to that arm's runs. Scales: ``paper`` (the recipes/, GPU), ``cpu`` (hours on one core), ``tiny`` (a smoke test: every step
 at a 1-layer, 2-step size, seconds).
 """
 from __future__ import annotations
@@ -71,7 +71,7 @@ def main(args) -> int:
     if args.estimate:
         from plm_interp.app.experiments.estimate import estimate
 
-        costs = estimate(exp, args.scale, args.estimate_steps)
+        costs = estimate(exp, args.scale, args.estimate_steps, arms=args.arm)
         hours = sum(c.seconds for c in costs) / 3600
         print(f"{exp.name} ({args.scale}): {len(costs)} training runs, {sum(c.tokens for c in costs) / 1e6:.1f}M "
               f"tokens, ≈ {hours:.1f} h of training on this machine (analyses not included)")

@@ -69,10 +69,12 @@ def time_run(run: Train, scale: str, steps: int = 4) -> float:
         return sum(rates) / len(rates)
 
 
-def estimate(exp: Experiment, scale: str, steps: int = 4, report=print) -> list[RunCost]:
-    """Cost of each distinct training run of ``exp`` (all seeds cost the same: timed once, counted per seed)."""
+def estimate(exp: Experiment, scale: str, steps: int = 4, report=print,
+             arms: list[str] | None = None) -> list[RunCost]:
+    """Cost of each distinct training run of ``exp`` (all seeds cost the same: timed once, counted per seed);
+    ``arms``: only those arms' runs (as ``plm-interp experiment --arm``)."""
     out, seen = [], set()
-    for arm in exp.arms:
+    for arm in (a for a in exp.arms if not arms or a.label in arms):
         src = arm.source(scale)
         if isinstance(src, Shipped):
             continue
