@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One stream of an experiments campaign: `bash scripts/campaign.sh EXPERIMENT...` (docs/experiments.md).
+# One stream of an experiments campaign: `bash scripts/campaign.sh EXPERIMENT...` (docs/part1_experiments.md).
 #
 # Why a wrapper: a campaign is hours of CPU shared by a few streams (one per core) beside the user's own work.
 # Each stream runs every named experiment with --no-wait first (taking the runs no other stream holds, then moving

@@ -7,8 +7,8 @@ from their newest checkpoint. Issue it again beside a running one (another core 
 run directory is worked on by one process at a time. ``--list`` shows the experiments; ``--dry-run`` prints each
 step's command and state (todo, partial, done, stale, and the process holding it, if one does); ``--table`` only
 rebuilds the table; ``--estimate`` times a few steps of each training run and prints the tokens and hours it will
-take here; ``--arm LABEL`` limits the work (and the estimate) to that arm's runs. Scales: ``paper`` (the recipes/, GPU), ``cpu`` (hours on one core), ``tiny`` (a smoke test: every step
-at a 1-layer, 2-step size, seconds).
+take here; ``--arm LABEL`` limits the work (and the estimate) to that arm's runs. Scales: ``paper`` (the recipes/,
+GPU), ``cpu`` (hours on one core), ``tiny`` (a smoke test: every step at a 1-layer, 2-step size, seconds).
 """
 from __future__ import annotations
 
