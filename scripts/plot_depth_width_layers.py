@@ -10,6 +10,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from plm_interp.io import atomic_write_png  # noqa: E402
+
 runs = sys.argv[1]
 arms = {"deep 8x96": "igsm-tiny-8x96-s0", "wide 2x192": "igsm-tiny-2x192-s0"}
 fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -31,4 +34,4 @@ for ax, t in zip(axes, ("accuracy %", "balanced accuracy % (mean of per-label)")
 fig.suptitle("part2_1_depth_width: nece V-probe by relative depth (iGSM tiny, seed 0, n = 512 held-out queries)",
              fontsize=9)
 fig.tight_layout()
-fig.savefig(sys.argv[2], dpi=100)
+atomic_write_png(sys.argv[2], fig, dpi=100)
