@@ -13,13 +13,13 @@ docs/part2_experiments.md hold the tables and commands.
 from __future__ import annotations
 
 from plm_interp.app.experiments.part1 import part1_corrupted, part1_schemes
-from plm_interp.app.experiments.part2 import (part2_1_depth_width, part2_1_vprobes, part2_2_lora_vs_full,
+from plm_interp.app.experiments.part2 import (part2_1_depth_width, part2_1_emergence, part2_1_vprobes, part2_2_lora_vs_full,
                                               part2_2_retry_pretrain, part2_2_retry_weak)
 from plm_interp.app.experiments.spec import SCALES, Analysis, Arm, Experiment, Metric, Shipped, Train
 
 #: every experiment, by name, in the order of the papers
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
-    part1_schemes, part1_corrupted, part2_1_vprobes, part2_1_depth_width, part2_2_lora_vs_full,
+    part1_schemes, part1_corrupted, part2_1_vprobes, part2_1_depth_width, part2_1_emergence, part2_2_lora_vs_full,
     part2_2_retry_pretrain, part2_2_retry_weak)}
 
 

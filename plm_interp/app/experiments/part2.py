@@ -160,3 +160,18 @@ part2_2_retry_weak = Experiment(
     metrics=_acc({"clean": "91.8 (average)", "weak p=0.1": "95.5 (average)", "weak p=0.5": "collapses"}),
     note="Ours: iGSM tiny; the clean arm is the same run as part2_2_retry_pretrain's.",
 )
+
+#: part2_1_emergence's second stage: op <= 3 for 100,000 steps (614M tokens; with the op = 1 stage 639M, 10.1x
+#: igsm-small's 63.0M), a checkpoint every 1,000 steps, all kept (the log-spaced ones are analysed from them)
+LONG = {"train.max_steps": 100_000, "train.ckpt_every": 1000, "train.keep_checkpoints": 101}
+part2_1_emergence = Experiment(
+    name="part2_1_emergence",
+    title="Part 2.1: when does the hidden reasoning appear? Accuracy and the V-probes along one long 8 x 96 run",
+    paper_ref="Part 2.1 §4, Fig. 7 (final iGSM-med models only): V-probes 99%+ in distribution; the paper shows "
+              "no training curve",
+    arms=(Arm("deep 8x96 long", curriculum("8x96-long", DEEP, {}, LONG), MED_QP),),
+    analyses=(Analysis("reasoning_level", "reasoning_level", cpu={"n": 128}, paper={"n": 4096}),),
+    metrics=(Metric("accuracy %", "reasoning_level", X.igsm_accuracy("in"), count=X.igsm_accuracy("in", key="n")),),
+    note="Ours: depth won part2_1_depth_width, so its 8 x 96 shape, the igsm-small curriculum with a 100,000-step "
+         "second stage. The curve along training comes from the kept checkpoints (docs/part2_experiments.md).",
+)
