@@ -1,6 +1,6 @@
 """Mistake analysis (Part 2.1): at a wrong generation's first wrong step, what did the model believe?
 
-The can_next and nece_next V-probes (:mod:`analyses.v_probe`) are trained on true solutions; then, on the
+The can_next and nece_next V-probes (:mod:`plm_interp.probes.v_probe`) are trained on true solutions; then, on the
 model's own wrong greedy solutions, they are asked about the parameter A that the first wrong sentence defines,
 at the end of the previous sentence (before the model wrote "Define A"). If can_next(A) comes out "yes" while the
 truth is "no", the model *believed* A was ready: the mistake is in its mental state, not in writing it down —
@@ -18,8 +18,9 @@ from analyses.shared.igsm_inputs import check_positive, default_sets, eval_probl
 from analyses.shared.igsm_text import param_names, sentence_spans, verify_ids
 from analyses.shared.plots import grouped_bars
 from analyses.shared.records import RecordsResult
-from analyses.v_probe import CPU_FIT, VExamples, fit_v_probe, probe_examples
-from plm_interp.probes import check_layer
+from analyses.shared.v_queries import probe_examples
+from plm_interp.probes.stopping import coerce_spec
+from plm_interp.probes import VExamples, VFit, check_layer, fit_v_probe
 from tasks.igsm import labels_along, probe_suffix
 
 
@@ -73,7 +74,7 @@ class MistakesResult(RecordsResult):
 
 @register("mistakes")
 def mistakes(model, task=None, n: int = 64, sets: tuple[str, ...] | None = None, layer: int | None = None,
-             rank: int = 8, n_train: int = 512, per_problem: int = 4, steps: int | None = None,
+             rank: int = 8, n_train: int = 2000, per_problem: int = 4, fit: VFit | dict | None = None,
              max_new_tokens: int = 256, seed: int = 0, progress: bool = True) -> MistakesResult:
     """Train can_next / nece_next V-probes at ``layer`` (default last), then read them at the first wrong step of
     greedy solutions to ``n`` problems of each of ``sets`` (default: in-distribution and the OOD ops)."""
@@ -85,13 +86,13 @@ def mistakes(model, task=None, n: int = 64, sets: tuple[str, ...] | None = None,
     ids = greedy_generate(model, probs, task.tokenizer, max_new_tokens, progress, desc="mistakes generate")
     queries, kinds, truth = wrong_step_queries(task, probs, ids)
     train_problems = [s.problem for s in task.sample(n_train, seed=seed).samples]
-    hp = {**CPU_FIT, **({} if steps is None else {"steps": steps})}
+    fit = coerce_spec(VFit, fit, "fit")
     preds = {}
     for name in ("can_next", "nece_next"):
         if not len(queries):
             break
         ex = probe_examples(task, train_problems, name, per_problem, seed, balanced=True)
-        vp = fit_v_probe(model, ex, layer, 2, rank, seed=seed, progress=progress, desc=f"mistakes {name}", **hp)
+        vp = fit_v_probe(model, ex, layer, 2, rank, fit, seed=seed, progress=progress, desc=f"mistakes {name}")
         preds[name] = vp.predict(model, queries)
     records = []
     for kind in sorted(set(kinds)) + ["all"]:
@@ -105,4 +106,4 @@ def mistakes(model, task=None, n: int = 64, sets: tuple[str, ...] | None = None,
     return MistakesResult(records, {"n": n, "sets": list(sets), "layer": layer, "rank": rank, "n_train": n_train,
                                     "n_wrong_generations": sum(1 for p, x in zip(probs, ids)
                                                                if not verify_ids(p, task.tokenizer, x).correct),
-                                    "seed": seed, **hp})
+                                    "seed": seed, **fit.as_dict()})

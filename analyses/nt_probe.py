@@ -11,16 +11,17 @@ The same probes run on a random-init model of the same architecture (the paper's
 class of each target is reported beside them. Level names follow the paper: label level l is NT_{l+1} (root NT1).
 
 One measure on every device. The probe family is the paper's ("H = 16 heads, position-embedding width 1024",
-PAPERS.md Part 1, NT probes) on CPU and GPU alike, and each probe is fitted to convergence of the same objective
-(:data:`plm_interp.probes.RIDGE`, stopping rule :data:`plm_interp.probes.STOP`) by full-batch L-BFGS on
-activations computed once per model for all layers. The paper's AdamW schedule (lr 3e-3, batch 60, 30k steps)
-is one way to approach that optimum; the figure reported here is the optimum's, and every record says whether
-its fit converged. ``max_iter`` is an explicit budget: a fit it stops is reported ``converged = False``.
+PAPERS.md Part 1, NT probes) on CPU and GPU alike, fitted by full-batch L-BFGS on activations computed once per model
+for all layers. The fit stops when the figure it reports has converged (:mod:`plm_interp.probes.stopping`): a fifth
+of the training strings is a validation split, the validation accuracy is checked every 10 iterations, and the fit
+keeps the best-validation weights once it has not gained 0.1 point in 5 checks. The paper's AdamW schedule (lr 3e-3,
+batch 60, 30k steps, on fresh strings) is one way to approach the same figure; ``fit=MultiHeadFit(stop="loss")``
+fits to convergence of the training loss instead. Every record carries its iterations, stop reason and validation
+curve.
 """
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,16 +29,18 @@ import torch
 
 from analyses._task import resolve_task, subjects as control_subjects
 from analyses.registry import register
-from analyses.result import AnalysisResult
-from plm_interp.probes import RIDGE, STOP, MultiHeadLinearProbe, cache_residuals, check_layer, fit_probe, predict
+from analyses.result import draw_headlines, headline
+from analyses.shared.records import RecordsResult
+from plm_interp.probes import MultiHeadFit, MultiHeadLinearProbe, cache_residuals, fit_probe, predict, resolve_layers
+from plm_interp.probes.stopping import coerce_spec
 from plm_interp.progress import Stages
 from plm_interp.runtime import torch_threads
 
 #: the paper's probe family (heads, position-embedding width), used on every device
-PROBE = dict(n_heads=16, width=1024)
+PROBE = dict(n_heads=MultiHeadFit.n_heads, width=MultiHeadFit.width)
 #: default training set: this many tokens' worth of strings, at most DEFAULT_STRINGS (the full probe's cost grows with
-#: strings x length^2, so long-string grammars get fewer, still ~65k labelled positions)
-DEFAULT_TOKENS, DEFAULT_STRINGS = 2**16, 1024
+#: strings x length^2, so long-string grammars get fewer strings, each with more labelled positions)
+DEFAULT_TOKENS, DEFAULT_STRINGS = 2**18, 4096
 PROBE_KINDS = ("nt_all", "nt_end_diag", "nt_end_tri", "end_bit")
 #: a probe this much more accurate on its training strings than held out is reported as data-limited
 DATA_LIMITED_GAP = 0.02
@@ -45,21 +48,32 @@ MODES = {"nt_all": "full", "nt_end_diag": "diagonal", "nt_end_tri": "tridiagonal
 
 
 @dataclass
-class NTProbeResult(AnalysisResult):
-    """NT-ancestor / NT-end probe accuracy and majority baseline per model, layer, level and probe kind."""
-    grammar: str
-    layers: list[int]
-    levels: list[int]
-    #: one record per (model, layer, level, probe): accuracy and the majority baseline on the same positions
-    records: list[dict[str, Any]] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)
+class NTProbeResult(RecordsResult):
+    """NT-ancestor / NT-end probe accuracy and majority baseline per model, layer, level and probe kind.
+
+    ``records``: one per (model, layer, level, probe): held-out ``acc``, the ``majority`` guess on the same positions,
+    ``n``, the fit's ``iterations``, ``converged``, ``stop_reason``, ``val_acc`` and ``train_acc``."""
+    grammar: str = ""
+    layers: list[int] = field(default_factory=list)
+    levels: list[int] = field(default_factory=list)
 
     def accuracy(self, probe: str, level: int, layer: int | None = None, model: str = "trained") -> float:
         layer = self.layers[-1] if layer is None else layer
-        for r in self.records:
-            if (r["model"], r["layer"], r["level"], r["probe"]) == (model, layer, level, probe):
-                return r["acc"]
-        raise KeyError((model, layer, level, probe))
+        return self.record(model=model, layer=layer, level=level, probe=probe)["acc"]
+
+    def headlines(self) -> list[dict[str, Any]]:
+        """Per level at the last layer: the NT-end ancestor (diagonal probe at NT-ends, the paper's Result 5) and the
+        all-position ancestor (the full probe, Result 4), each beside its random-init control and majority guess."""
+        layer, out = self.layers[-1], []
+        has_control = any(r["model"] == "random-init" for r in self.records)
+        for probe, what in (("nt_end_diag", "NT-end ancestor"), ("nt_all", "ancestor, all positions")):
+            for level in self.levels:
+                t = self.record(model="trained", layer=layer, level=level, probe=probe)
+                if math.isnan(t["acc"]):
+                    continue
+                c = self.record(model="random-init", layer=layer, level=level, probe=probe) if has_control else None
+                out.append(headline(f"NT{level + 1} {what}", t["acc"], t["n"], c and c["acc"], t["majority"]))
+        return out
 
     def data_limited(self, gap: float = DATA_LIMITED_GAP) -> list[dict[str, Any]]:
         """The trained model's records whose training-string accuracy beats the held-out one by more than ``gap``:
@@ -92,10 +106,10 @@ class NTProbeResult(AnalysisResult):
         stopped = self.budget_limited()
         if stopped:
             kinds = _kinds(stopped)
-            cap = self.settings.get("stop", {}).get("max_iter", "the")
+            cap = self.settings.get("max_iter", "the")
             notes.append(f"budget-limited ({kinds}): {len(stopped)} of {len(self.records)} fits reached max_iter = "
-                         f"{cap} before the stopping rule; their figures are points on the way to the optimum "
-                         f"(pass a larger max_iter to converge; docs/analyses.md)")
+                         f"{cap} before the stopping rule; their figures are points on the way to the converged "
+                         f"figure (pass fit={{'max_iter': ...}} larger; docs/analyses.md)")
         limited = self.data_limited()
         if limited:
             worst = max(limited, key=lambda r: r["train_acc"] - r["acc"])
@@ -159,52 +173,42 @@ def nt_probe(
     levels: list[int] | None = None,
     n_train: int | None = None,
     n_test: int | None = None,
-    n_heads: int = PROBE["n_heads"],
-    width: int = PROBE["width"],
-    ridge: float = RIDGE,
-    max_iter: int | None = None,
-    rel_tol: float | None = None,
+    fit: MultiHeadFit | dict | None = None,
     controls: bool = True,
     seed: int = 0,
     progress: bool = True,
-    steps: int | None = None,
 ) -> NTProbeResult:
     """Probe NT ancestors and NT-ends at ``layers`` (default the last; ``"all"`` for 0..n_layers).
 
-    ``n_train`` strings (default: 2^16 tokens' worth, at most 1024 strings; cfg3b's 300-token strings give ~200)
-    train every probe, ``n_test`` (default half as many) score it. The default is data-limited for the full probe:
-    each record's ``train_acc`` beside ``acc`` shows the gap (demo-rot NT2: 100% on the training strings, 95.4% held
-    out; 99.0% held out with ``n_train=4096``, at 4x the time), and the table ends with a "data-limited" line. The
-    paper's probe saw fresh strings at every step. Every probe is fitted towards convergence (module doc); ``max_iter``
-    (default :data:`STOP`'s 500) caps the L-BFGS iterations per probe, and the result names the fits it stopped (a
-    "budget-limited" table line). On demo-rot the full probe needs ~1,400 iterations to meet the stopping rule, so
-    the default's full fits stop at the cap ~1 point below their optimum. ``steps`` is the old name of ``max_iter``.
+    ``n_train`` strings (default: 2^18 tokens' worth, at most 4,096 strings) train every probe, a fifth of them as
+    the validation split that stops each fit; ``n_test`` (default half as many) score it. ``fit``
+    (:class:`plm_interp.probes.MultiHeadFit`, or a dict of its fields) sets the probe family and the stopping rule;
+    the default is the paper's family stopped by the validation figure (module doc). Each record's ``train_acc``
+    beside ``acc`` shows whether the figure is limited by the number of strings (the table's "data-limited" line).
     """
-    if steps is not None:
-        warnings.warn("nt_probe(steps=...) is deprecated: probes are fitted to convergence; steps is read as "
-                      "max_iter, an L-BFGS iteration budget", DeprecationWarning, stacklevel=2)
-        max_iter = steps if max_iter is None else max_iter
-    for name, v in (("n_heads", n_heads), ("width", width), ("max_iter", max_iter)):
-        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
-            raise ValueError(f"{name} = {v!r} must be a positive integer")
+    fit = coerce_spec(MultiHeadFit, fit, "fit")
     task = resolve_task(model, task, kind="cfg")
-    layer_list = _layers(model, layers)
+    layer_list = resolve_layers(model, layers)
     depth = task.sample(1, seed=seed).s.shape[-1]
+    if levels is not None and (not isinstance(levels, (list, tuple)) or not levels):
+        raise ValueError(f"levels = {levels!r}: give None (every level below the root) or a non-empty list")
     level_list = list(range(1, depth)) if levels is None else list(levels)
     for l in level_list:
-        if not isinstance(l, int) or not 0 <= l < depth:
-            raise ValueError(f"level {l} does not exist: the grammar has NT levels 0..{depth - 1} (0 = root)")
+        if isinstance(l, bool) or not isinstance(l, int) or not 0 <= l < depth:
+            raise ValueError(f"level {l!r} does not exist: the grammar has NT levels 0..{depth - 1} (0 = root)")
+    for name, v in (("n_train", n_train), ("n_test", n_test)):
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise ValueError(f"{name} = {v!r}: an empty dataset cannot be probed (need an int >= 1)")
     if n_train is None:
         lengths = task.sample(64, seed=seed).lengths.float() + 2
         n_train = int(min(DEFAULT_STRINGS, max(64, round(DEFAULT_TOKENS / float(lengths.mean())))))
     n_test = max(1, n_train // 2) if n_test is None else n_test
-    if n_train < 1 or n_test < 1:
-        raise ValueError(f"n_train = {n_train}, n_test = {n_test}: an empty dataset cannot be probed (need >= 1)")
+    if fit.stop == "figure" and n_train < 2:
+        raise ValueError(f"n_train = {n_train}: the figure rule needs at least 2 strings (training and validation)")
     train, test = task.sample(n_train, seed=seed), task.sample(n_test, seed=seed + 1)
     if train.tokens.shape[1] > model.cfg.n_ctx or test.tokens.shape[1] > model.cfg.n_ctx:
         raise ValueError(f"strings of up to {max(train.tokens.shape[1], test.tokens.shape[1])} tokens exceed the "
                          f"model's n_ctx = {model.cfg.n_ctx}")
-    hp = dict(n_heads=n_heads, width=width, ridge=ridge, max_iter=max_iter, rel_tol=rel_tol)
     with torch_threads() as cores:
         subjects = control_subjects(model, controls, seed)
         n_fits = len(layer_list) * len(level_list) * len(PROBE_KINDS)
@@ -221,26 +225,16 @@ def nt_probe(
                 bar.stage("trained probes" if name == "trained" else "control")
                 for layer in layer_list:
                     records += _probe_layer(subject, name, acts["train"][layer], acts["test"][layer], layer, train,
-                                            test, level_list, hp, seed, bar)
-    stop = {**STOP, **{k: hp[k] for k in ("max_iter", "rel_tol") if hp[k] is not None}}
+                                            test, level_list, fit, seed, bar)
     return NTProbeResult(grammar=task.grammar.name, layers=layer_list, levels=level_list, records=records,
-                         settings={"n_heads": n_heads, "width": width, "ridge": ridge, "optimiser": "L-BFGS",
-                                   "stop": stop, "budget_set": max_iter is not None, "n_train": n_train,
-                                   "n_test": n_test, "seed": seed, "torch_threads": cores.threads,
+                         settings={**fit.as_dict(), "n_train": n_train, "n_test": n_test, "seed": seed,
+                                   "torch_threads": cores.threads,
                                    "converged": all(r["converged"] for r in records)})
 
 
 def _kinds(records) -> str:
     """"nt_all NT2, nt_end_tri NT3, ...": the probe kinds and levels a table note is about, once each."""
     return ", ".join(sorted({f"{r['probe']} NT{r['level'] + 1}" for r in records}))
-
-
-def _layers(model, layers) -> list[int]:
-    if layers is None:
-        return [model.cfg.n_layers]
-    if layers == "all":
-        return list(range(model.cfg.n_layers + 1))
-    return [check_layer(model, l) for l in ([layers] if isinstance(layers, int) else layers)]
 
 
 def _targets(samples, level: int) -> dict[str, torch.Tensor]:
@@ -252,31 +246,37 @@ def _targets(samples, level: int) -> dict[str, torch.Tensor]:
             "end_bit": torch.where(term, b.long(), ignore)}
 
 
-def _probe_layer(model, name, acts_tr, acts_te, layer, train, test, levels, hp, seed, bar) -> list[dict[str, Any]]:
+def _probe_layer(model, name, acts_tr, acts_te, layer, train, test, levels, fit: MultiHeadFit, seed,
+                 bar) -> list[dict[str, Any]]:
     n_ctx = max(train.tokens.shape[1], test.tokens.shape[1])
     valid_tr, valid_te = train.terminal_mask | _specials(train), test.terminal_mask | _specials(test)
+    # the rows the probe is fitted on (under the figure rule the last val_fraction are its validation split)
+    n_fit = acts_tr.shape[0] - (int(round(fit.val_fraction * acts_tr.shape[0])) if fit.stop == "figure" else 0)
     out = []
     for level in levels:
         tr, te = _targets(train, level), _targets(test, level)
         n_cls = int(max(train.s[..., level].max(), test.s[..., level].max())) + 1
         for kind in PROBE_KINDS:
-            probe = MultiHeadLinearProbe(model.cfg.d_model, 2 if kind == "end_bit" else n_cls, n_ctx,
-                                         hp["n_heads"], hp["width"], MODES[kind], seed=seed)
-            report = fit_probe(probe, acts_tr, valid_tr, tr[kind], ridge=hp["ridge"], rel_tol=hp["rel_tol"],
-                               max_iter=hp["max_iter"])
+            probe = MultiHeadLinearProbe(model.cfg.d_model, 2 if kind == "end_bit" else n_cls, n_ctx, fit.n_heads,
+                                         fit.width, MODES[kind], seed=seed)
+            report = fit_probe(probe, acts_tr, valid_tr, tr[kind], **fit.fit_kwargs())
             bar.advance(1)
             labels = te[kind]
             sel = labels >= 0
             pred = predict(probe, acts_te, valid_te)
-            train_labels = tr[kind]
-            fit_sel = train_labels >= 0
-            train_acc = float((predict(probe, acts_tr, valid_tr)[fit_sel] == train_labels[fit_sel]).float().mean())
-            majority = torch.bincount(train_labels[fit_sel]).argmax()
+            fit_labels = tr[kind][:n_fit]
+            fit_sel = fit_labels >= 0
+            train_pred = predict(probe, acts_tr[:n_fit], valid_tr[:n_fit])
+            train_acc = float((train_pred[fit_sel] == fit_labels[fit_sel]).float().mean()) if fit_sel.any() else math.nan
+            majority = torch.bincount(tr[kind][tr[kind] >= 0]).argmax()
+            figure = report.figure or {}
             out.append({"model": name, "layer": layer, "level": level, "probe": kind,
                         "acc": float((pred[sel] == labels[sel]).float().mean()) if sel.any() else float("nan"),
                         "majority": float((labels[sel] == majority).float().mean()) if sel.any() else float("nan"),
                         "n": int(sel.sum()), "converged": report.converged, "iterations": report.iterations,
-                        "train_loss": round(report.loss, 6), "train_acc": train_acc})
+                        "train_loss": round(report.loss, 6), "train_acc": train_acc,
+                        "val_acc": figure.get("best_val_acc"), "stop_reason": figure.get("reason", "loss rule"),
+                        "val_curve": figure.get("val_curve")})
     return out
 
 

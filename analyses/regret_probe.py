@@ -15,7 +15,6 @@ false-alarm rate). Catch and false-alarm rates are always reported together, for
 """
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,49 +23,20 @@ import torch
 from analyses.shared.decoding import greedy_generate
 from analyses.shared.igsm_inputs import check_positive, eval_problems, igsm_task
 from analyses.shared.igsm_text import sentence_spans, verify_ids
+from analyses.shared.v_queries import fit_regret_probe, regret_examples
 from analyses._task import subjects as control_subjects
 from analyses.registry import register
 from analyses.result import AnalysisResult, draw_headlines, headline
-from analyses.v_probe import CPU_FIT, VExamples, VProbe, fit_v_probe, layer_list, score
-from tasks.igsm import Problem, encode, true_labels
+from plm_interp.probes.stopping import coerce_spec
+from plm_interp.probes import VExamples, VFit, VProbe, fit_v_probe, resolve_layers, score
+from plm_interp.runtime import torch_threads
 
 #: error kinds where the written parameter could not be computed at that point: what a regret should catch
 CANNOT_COMPUTE = ("not_ready", "redefined", "unknown_param")
 #: the regret probe is a V-probe (kept as a name for callers that type-check detectors)
 RegretProbe = VProbe
-
-
-def regret_examples(task, problems: list[Problem], per_problem: int = 4, seed: int = 0,
-                    balanced: bool = False) -> VExamples:
-    """Prefix = true solution up to sentence end t (or ``<SOL>``), suffix = "Define A as", label = can_next[t, A].
-
-    t and A are uniform (the V-probe's query rule, Part 2.1 App. E); ``balanced`` draws the label 50/50 first.
-    """
-    tok, rng = task.tokenizer, random.Random(f"regret:{seed}")
-    define, as_ = tok.ids["Define"], tok.ids["as"]
-    pre, suf, lab = [], [], []
-    for p in problems:
-        lb = true_labels(p, tok)
-        ids = encode(p, tok).ids
-        cands = [(t, a) for t in range(len(lb.pos_steps)) for a in range(len(lb.params))]
-        by_y: dict[bool, list] = {}
-        for c in cands:
-            by_y.setdefault(bool(lb.can_next[c]), []).append(c)
-        for _ in range(per_problem):
-            t, a = rng.choice(by_y[rng.choice(sorted(by_y))] if balanced else cands)
-            pre.append(ids[: lb.pos_steps[t] + 1])
-            suf.append([define] + tok.encode(p.structure.param_name(lb.params[a])) + [as_])
-            lab.append(int(lb.can_next[t, a]))
-    return VExamples(pre, suf, torch.tensor(lab, dtype=torch.long))
-
-
-def fit_regret_probe(model, task, problems: list[Problem], layer: int | None = None, per_problem: int = 4,
-                     seed: int = 0, progress: bool = False, **fit) -> VProbe:
-    """Train the regret probe (a ``can_next`` V-probe read at "as") on ``problems``' true solutions."""
-    layer = model.cfg.n_layers if layer is None else layer
-    hp = {**CPU_FIT, **fit}
-    return fit_v_probe(model, regret_examples(task, problems, per_problem, seed), layer, 2, seed=seed,
-                       progress=progress, desc="regret_probe", **hp)
+__all__ = ["CANNOT_COMPUTE", "RegretProbe", "RegretProbeResult", "as_examples", "first_mistakes",
+           "fit_regret_probe", "regret_examples", "regret_probe"]
 
 
 def first_mistakes(model, task, problems: list[Problem], ids: list[list[int]]):
@@ -113,6 +83,8 @@ class RegretProbeResult(AnalysisResult):
         t = self.record()
         c = self.record(model="random-init") if any(r["model"] == "random-init" for r in self.records) else None
         out = [headline("regret probe held-out acc", t["acc"], t["n"], c and c["acc"], t["majority"])]
+        if t.get("fit_failed"):  # a probe with a bias can reach the majority guess: below it, the fit failed
+            out[0]["verdict"] = "FIT FAILED (below its majority guess: not a finding); " + out[0]["verdict"]
         if t["n_mistakes"]:
             out.append(headline("first mistakes caught", t["detect"], t["n_mistakes"], c and c["detect"],
                                 false_alarm=t["false_alarm"], n_false_alarm=t["n_correct_steps"],
@@ -121,7 +93,7 @@ class RegretProbeResult(AnalysisResult):
 
     def rows(self) -> list[dict[str, Any]]:
         keys = ("model", "layer", "acc", "balanced_acc", "majority", "n", "detect", "false_alarm", "n_mistakes",
-                "n_correct_steps", "train_acc", "steps", "converged")
+                "n_correct_steps", "train_acc", "val_acc", "steps", "converged", "fit_failed")
         return [{k: r.get(k) for k in keys} for r in self.records]
 
     def plot(self):
@@ -135,18 +107,20 @@ class RegretProbeResult(AnalysisResult):
 
 
 @register("regret_probe")
-def regret_probe(model, task=None, layer: int | list[int] | str | None = None, n_train: int = 1024, n_test: int = 128,
+def regret_probe(model, task=None, layer: int | list[int] | str | None = None, n_train: int = 2000, n_test: int = 250,
                  per_problem: int = 4, n_gen: int = 64, mistake_sets: tuple[str, ...] | None = None,
-                 max_new_tokens: int = 256, balanced: bool = False, controls: bool = True, seed: int = 0,
-                 progress: bool = True) -> RegretProbeResult:
+                 max_new_tokens: int = 256, balanced: bool = False, fit: VFit | dict | None = None, controls: bool = True,
+                 seed: int = 0, progress: bool = True) -> RegretProbeResult:
     """Fit the regret probe at ``layer`` (default last) and score it held-out and on real first mistakes.
 
     Mistakes come from greedy solutions to ``n_gen`` problems of each of ``mistake_sets`` (default: the task's
     in-distribution set and its OOD ops, where mistakes are common). Queries are uniform (``balanced=True``:
-    label-balanced training and held-out queries).
+    label-balanced training and held-out queries). The probe is fitted as every V-probe is
+    (:class:`plm_interp.probes.VFit`: stopped when its validation figure converges).
     """
+    fit = coerce_spec(VFit, fit, "fit")
     task = igsm_task(model, task)
-    layers = layer_list(model, layer)
+    layers = resolve_layers(model, layer)
     check_positive(n_train=n_train, n_test=n_test, per_problem=per_problem, n_gen=n_gen)
     train = regret_examples(task, [s.problem for s in task.sample(n_train, seed=seed).samples], per_problem, seed,
                             balanced)
@@ -162,20 +136,24 @@ def regret_probe(model, task=None, layer: int | list[int] | str | None = None, n
     wrong, right = first_mistakes(model, task, gen_problems, ids)
     wrong_ex, right_ex = as_examples(wrong, 0), as_examples(right, 1)
     records, probes = [], {}
-    for name, subject in control_subjects(model, controls, seed).items():
-        for l in layers:
-            vp = fit_v_probe(subject, train, l, 2, seed=seed, progress=progress, desc=f"regret_probe {name} L{l}",
-                             **CPU_FIT)
-            probes[(name, l)] = vp
-            fire = lambda ex: vp.predict(subject, ex) == 0 if len(ex) else torch.zeros(0, dtype=torch.bool)
-            caught, alarms = fire(wrong_ex), fire(right_ex)
-            records.append({"model": name, "layer": l, **score(vp.predict(subject, test), test.labels, train.labels),
-                            "detect": float(caught.float().mean()) if len(wrong) else float("nan"),
-                            "n_mistakes": len(wrong),
-                            "false_alarm": float(alarms.float().mean()) if len(right) else float("nan"),
-                            "n_correct_steps": len(right), **vp.fit_info})
+    with torch_threads() as cores:
+        for name, subject in control_subjects(model, controls, seed).items():
+            for l in layers:
+                vp = fit_v_probe(subject, train, l, 2, fit=fit, seed=seed, progress=progress,
+                                 desc=f"regret_probe {name} L{l}")
+                probes[(name, l)] = vp
+                fire = lambda ex: vp.predict(subject, ex) == 0 if len(ex) else torch.zeros(0, dtype=torch.bool)
+                caught, alarms = fire(wrong_ex), fire(right_ex)
+                records.append({"model": name, "layer": l,
+                                **score(vp.predict(subject, test), test.labels, train.labels),
+                                "detect": float(caught.float().mean()) if len(wrong) else float("nan"),
+                                "n_mistakes": len(wrong),
+                                "false_alarm": float(alarms.float().mean()) if len(right) else float("nan"),
+                                "n_correct_steps": len(right), **vp.fit_info})
     out = RegretProbeResult(layers, records, {"n_train": n_train, "n_test": n_test, "per_problem": per_problem,
                                               "n_gen": n_gen, "mistake_sets": list(mistake_sets),
-                                              "balanced": balanced, "seed": seed, **CPU_FIT})
+                                              "balanced": balanced, "seed": seed, **fit.as_dict(),
+                                              "torch_threads": cores.threads,
+                                              "converged": all(r["converged"] for r in records)})
     out.probes = probes  # the fitted probes by (model, layer), e.g. a detector for retry_upon_regret (not saved)
     return out

@@ -15,7 +15,7 @@ sentence is finished. Detectors:
 * ``"probe"`` — the regret probe of :mod:`analyses.regret_probe` (a can_next V-probe at "as"), trained on this
   model (the paper's method);
 * ``"perfect"`` — the ground truth (A is not a parameter, already defined, or has an undefined parent);
-* any :class:`analyses.v_probe.VProbe`, or a callable ``(problem, ids, sentence_start) -> bool``.
+* any :class:`plm_interp.probes.VProbe`, or a callable ``(problem, ids, sentence_start) -> bool``.
 
 Every accuracy carries a 95% Wilson interval, and every method its difference from greedy on the *same*
 problems with a paired 95% interval (problems whose outcome does not change add no noise to it), so ``n`` can be
@@ -36,10 +36,10 @@ from analyses.shared.igsm_text import param_names, verify_ids
 from analyses.shared.records import RecordsResult
 from analyses.shared.tally import op_rows, tally_by_op
 from analyses.reasoning_level import plot_by_op
-from analyses.regret_probe import fit_regret_probe
+from analyses.shared.v_queries import fit_regret_probe
 from analyses.registry import register
 from analyses.result import Z95, draw_headlines, headline, wilson
-from analyses.v_probe import VProbe
+from plm_interp.probes import VProbe
 from plm_interp.model import KVCache
 from tasks.igsm import Problem, prompt_ids, verify
 

@@ -50,9 +50,9 @@ def cfg_figures(model, out: Path, probe_n: tuple[int, int] = (1024, 256), attent
                  "note": "paper value: cfg3f"})
     if not probes:
         return figs
-    probe = analyses.nt_probe(model, n_train=probe_n[0], n_test=probe_n[1], steps=600, progress=False)
+    probe = analyses.nt_probe(model, n_train=probe_n[0], n_test=probe_n[1], progress=False)
     probe.save(out / "nt_probe")
-    call = f"analyses.nt_probe(model, n_train={probe_n[0]}, n_test={probe_n[1]}, steps=600)"
+    call = f"analyses.nt_probe(model, n_train={probe_n[0]}, n_test={probe_n[1]})"
     for lvl in probe.levels:
         figs.append({"metric": f"NT{lvl + 1} ancestor at NT-ends (diag probe) %, trained",
                      "value": round(100 * probe.accuracy("nt_end_diag", lvl), 1), "command": call,

@@ -215,8 +215,10 @@ def test_length_grouped_full_loss_equals_the_padded_form_in_value_and_gradient()
     labels[:, 0] = -1  # BOS is read, never scored
     assert fm._prefix_groups(z, valid, labels) is not None
     grads = []
-    for build in (lambda f, fac: fm._grouped_loss(f, fac, H, C, fm._prefix_groups(z, valid, labels)),
-                  lambda f, fac: fm._padded_loss(f, fac, H, C, z, valid, labels)):
+    groups = fm._prefix_groups(z, valid, labels)
+    y_grouped, y_padded = torch.cat([g[4] for g in groups]), labels[labels >= 0]
+    for build in (lambda f, fac: lambda: F.cross_entropy(fm._grouped_out(f, fac, H, C, groups)(), y_grouped),
+                  lambda f, fac: lambda: F.cross_entropy(fm._padded_out(f, fac, H, C, z, valid, labels)(), y_padded)):
         f = torch.nn.Linear(d, H * C)
         f.load_state_dict({"weight": torch.linspace(-1, 1, H * C * d).view(H * C, d), "bias": torch.zeros(H * C)})
         fac = fm._Factor(torch.randn(pos, H, 16))
@@ -247,7 +249,7 @@ def test_the_full_loss_form_is_chosen_by_rows_per_length_and_both_forms_agree():
         valid = torch.arange(pos)[None] < lengths[:, None]
         labels = torch.randint(0, C, (n, pos)).masked_fill(~valid, -1)
         name, loss = fm._full_loss(f, fac, H, C, z, valid, labels)
-        padded = fm._padded_loss(f, fac, H, C, z, valid, labels)()
+        padded = F.cross_entropy(fm._padded_out(f, fac, H, C, z, valid, labels)(), labels[labels >= 0])
         losses[name] = (float(loss()), float(padded))
     assert set(losses) == {"grouped", "padded"}
     for chosen, padded in losses.values():

@@ -37,3 +37,21 @@ def stream_residual(model, tokens: Int[torch.Tensor, "n pos"], layer: int, batch
     for start in range(0, tokens.shape[0], batch_size):
         rows = slice(start, min(start + batch_size, tokens.shape[0]))
         yield rows, residual(model, tokens[rows], layer)
+
+
+def resolve_layers(model, layers: int | list[int] | str | None) -> list[int]:
+    """A probe's ``layers`` option as a list: None is the last layer, ``"all"`` every layer 0..n_layers, an int or
+    a list of ints each checked by :func:`check_layer` (bools are refused: ``True`` is not layer 1)."""
+    if layers is None:
+        return [model.cfg.n_layers]
+    if layers == "all":
+        return list(range(model.cfg.n_layers + 1))
+    items = [layers] if isinstance(layers, int) and not isinstance(layers, bool) else layers
+    if isinstance(items, str) or not isinstance(items, (list, tuple)) or not items:
+        raise ValueError(f"layers = {layers!r}: give None (the last layer), 'all', a layer index or a non-empty list")
+    out = []
+    for l in items:
+        if isinstance(l, bool) or not isinstance(l, int):
+            raise ValueError(f"layers = {layers!r}: {l!r} is not a layer index (an int)")
+        out.append(check_layer(model, l))
+    return out

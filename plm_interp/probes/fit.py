@@ -36,16 +36,63 @@ strings) the padded form is 6x faster instead; :func:`_full_loss` picks by rows 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from jaxtyping import Bool, Float, Int
 
-from plm_interp.probes.lbfgs import FitReport, fit_lbfgs
+from plm_interp.probes.lbfgs import STOP, FitReport, fit_lbfgs
+from plm_interp.probes.stopping import STOP_RULES, FigureMonitor, FigureStop
 from plm_interp.probes.multihead import MultiHeadLinearProbe
 
 #: ridge strength on the mean loss (the same on every device and for every mode)
 RIDGE = 1e-3
+
+
+@dataclass(frozen=True)
+class MultiHeadFit:
+    """The multi-head probe's family and how it is fitted (one frozen spec, passed whole): ``n_heads`` heads with
+    position embeddings of ``width`` (the paper's 16 x 1024), the ``ridge``, the stopping rule ``stop`` (``"figure"``:
+    the validation figure on the last ``val_fraction`` of the training rows, :mod:`plm_interp.probes.stopping`;
+    ``"loss"``: :data:`plm_interp.probes.lbfgs.STOP`), and ``max_iter`` L-BFGS iterations at most per fit (None: 2,000
+    under the figure rule, STOP's 500 under the loss rule); ``rel_tol`` overrides STOP's for the loss rule."""
+    n_heads: int = 16
+    width: int = 1024
+    ridge: float = RIDGE
+    stop: str = "figure"
+    max_iter: int | None = None
+    rel_tol: float | None = None
+    val_fraction: float = 0.2
+    rule: FigureStop = FigureStop()
+
+    def __post_init__(self) -> None:
+        for name in ("n_heads", "width", "max_iter"):
+            v = getattr(self, name)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise ValueError(f"field {name!r} = {v!r}: must be a positive int")
+        if not (isinstance(self.ridge, (int, float)) and self.ridge >= 0):
+            raise ValueError(f"field 'ridge' = {self.ridge!r}: must be a number >= 0")
+        if self.stop not in STOP_RULES:
+            raise ValueError(f"field 'stop' = {self.stop!r}: must be one of {list(STOP_RULES)}")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"field 'val_fraction' = {self.val_fraction!r}: must be in (0, 1)")
+
+    @property
+    def iteration_cap(self) -> int:
+        return self.max_iter if self.max_iter is not None else (2000 if self.stop == "figure" else STOP["max_iter"])
+
+    def fit_kwargs(self) -> dict:
+        """The keyword arguments of :func:`fit_probe` this spec stands for."""
+        return dict(ridge=self.ridge, rel_tol=self.rel_tol, max_iter=self.iteration_cap, stop=self.stop,
+                    val_fraction=self.val_fraction, rule=self.rule)
+
+    def as_dict(self) -> dict:
+        return {"n_heads": self.n_heads, "width": self.width, "ridge": self.ridge, "stop": self.stop,
+                "max_iter": self.iteration_cap, "val_fraction": self.val_fraction,
+                "min_delta": self.rule.min_delta, "patience": self.rule.patience, "optimiser": "L-BFGS",
+                **({"loss_rule": {**STOP, **({"rel_tol": self.rel_tol} if self.rel_tol is not None else {})}}
+                   if self.stop == "loss" else {})}
 
 
 class Whitener:
@@ -74,8 +121,15 @@ def fit_probe(probe: MultiHeadLinearProbe, acts: Float[torch.Tensor, "n pos d_mo
               valid: Bool[torch.Tensor, "n pos"], labels: Int[torch.Tensor, "n pos"], ridge: float = RIDGE,
               rel_tol: float | None = None, grad_tol: float | None = None, max_iter: int | None = None,
               warm_start: bool = True, whitener: Whitener | None = None,
-              white: torch.Tensor | None = None, on_eval=None) -> FitReport:
+              white: torch.Tensor | None = None, on_eval=None, stop: str = "loss", val_fraction: float = 0.2,
+              rule: FigureStop | None = None) -> FitReport:
     """Fit ``probe`` in place to predict ``labels`` (-1: not scored) from ``acts``; returns how the fit ended.
+
+    ``stop="loss"``: minimise the training objective until :data:`STOP` holds (the loss-converged fit).
+    ``stop="figure"`` (:mod:`plm_interp.probes.stopping`): the last ``val_fraction`` of the rows are held out as a
+    validation split (rows are independent samples), the probe is fitted on the rest, and the fit stops when the
+    validation accuracy has converged (``rule``), keeping the best-validation weights; the report then carries the
+    validation curve (``report.figure``).
 
     ``warm_start=False`` starts the mixing probes from their seeded weights as they are (module doc). A caller
     fitting several probes on the same features passes ``whitener`` (and ``white = whitener(acts)``) once."""
@@ -86,9 +140,21 @@ def fit_probe(probe: MultiHeadLinearProbe, acts: Float[torch.Tensor, "n pos d_mo
         raise ValueError("the probe training set is empty (no position has a label >= 0)")
     if not ridge >= 0:
         raise ValueError(f"ridge = {ridge!r} must be >= 0")
-    stop = dict(rel_tol=rel_tol, grad_tol=grad_tol, max_iter=max_iter, on_eval=on_eval)
+    if stop not in STOP_RULES:
+        raise ValueError(f"stop = {stop!r} must be one of {list(STOP_RULES)}")
     whitener = whitener or Whitener(acts, valid)
     z = whitener(acts) if white is None else white
+    val = None
+    if stop == "figure":
+        n_val = int(round(val_fraction * acts.shape[0]))
+        if not 0 < val_fraction < 1 or n_val < 1 or n_val >= acts.shape[0]:
+            raise ValueError(f"val_fraction = {val_fraction!r} must leave at least one row for validation and one "
+                             f"for training ({acts.shape[0]} rows)")
+        if not bool((labels[-n_val:] >= 0).any()) or not bool((labels[:-n_val] >= 0).any()):
+            raise ValueError("the validation or training split has no labelled position: give more rows")
+        val = (z[-n_val:], valid[-n_val:], labels[-n_val:])
+        z, valid, labels = z[:-n_val], valid[:-n_val], labels[:-n_val]
+    stop_kw = dict(rel_tol=rel_tol, grad_tol=grad_tol, max_iter=max_iter, on_eval=on_eval)
     H, C = probe.n_heads, probe.n_classes
     # the probe's map, re-expressed on the whitened features (fitted there, written back at the end)
     f = torch.nn.Linear(z.shape[-1], H * C)
@@ -96,21 +162,39 @@ def fit_probe(probe: MultiHeadLinearProbe, acts: Float[torch.Tensor, "n pos d_mo
         f.weight.copy_(probe.f.weight @ torch.linalg.pinv(whitener.M).T)
         f.bias.copy_(probe.f.bias + probe.f.weight @ whitener.mean)
     if probe.mode == "diagonal":
-        report = _fit_diagonal(f, H, C, z, labels, ridge, stop)
+        report = _fit_diagonal(f, H, C, z, labels, ridge, stop_kw, val, rule)
     else:
         if warm_start:
-            _warm_start(f, probe.P, H, C, z, labels, ridge, stop)
+            _warm_start(f, probe.P, H, C, z, labels, ridge, stop_kw)
         fit = _fit_tridiagonal if probe.mode == "tridiagonal" else _fit_full
-        report = fit(f, probe.P, H, C, z, valid, labels, ridge, stop)
+        report = fit(f, probe.P, H, C, z, valid, labels, ridge, stop_kw, val, rule)
     whitener.to_raw(probe.f, f.weight, f.bias)
     return report
 
 
+def _run(loss_fn, params, stop_kw, outputs_val, val, rule) -> FitReport:
+    """``fit_lbfgs`` under the loss rule, or under the figure rule when a validation split is given
+    (``outputs_val()`` gives the validation logits of the labelled validation positions, ``val[2]`` their labels)."""
+    params = list(params)
+    if val is None:
+        return fit_lbfgs(loss_fn, params, **stop_kw)
+    y_val = val[2][val[2] >= 0] if val[2].dim() > 1 else val[2]
+
+    @torch.no_grad()
+    def evaluate() -> float:
+        return float((outputs_val().argmax(-1) == y_val).float().mean())
+
+    monitor = FigureMonitor.of(evaluate, params, rule)
+    report = fit_lbfgs(loss_fn, params, **stop_kw, monitor=monitor)
+    report.figure = monitor.as_dict()
+    return report
+
+
 @torch.no_grad()
-def _warm_start(f, P, H, C, z, labels, ridge, stop) -> None:
+def _warm_start(f, P, H, C, z, labels, ridge, stop_kw) -> None:
     """Diagonal solution in every head, P scaled to favour the self position (module doc)."""
     with torch.enable_grad():
-        _fit_diagonal(f, H, C, z, labels, ridge, {**stop, "on_eval": None})
+        _fit_diagonal(f, H, C, z, labels, ridge, {**stop_kw, "on_eval": None}, None, None)
     self_logit = (P * P).sum(-1).mean()
     P.mul_((math.log(P.shape[0]) / self_logit).sqrt())
 
@@ -147,7 +231,7 @@ class _Factor(torch.nn.Module):
         P.copy_((self.F @ self.basis.transpose(1, 2)).permute(1, 0, 2))
 
 
-def _fit_diagonal(f, H, C, z, labels, ridge, stop) -> FitReport:
+def _fit_diagonal(f, H, C, z, labels, ridge, stop_kw, val, rule) -> FitReport:
     """Σ_r f_r is one linear map: fit it as such, store it as 1/H of it in every head."""
     sel = labels >= 0
     x, y = z[sel], labels[sel]
@@ -155,33 +239,45 @@ def _fit_diagonal(f, H, C, z, labels, ridge, stop) -> FitReport:
     with torch.no_grad():
         lin.weight.copy_(f.weight.view(H, C, -1).sum(0))
         lin.bias.copy_(f.bias.view(H, C).sum(0))
-    report = fit_lbfgs(lambda: F.cross_entropy(lin(x), y) + _penalty(ridge, lin.weight), lin.parameters(), **stop)
+    x_val = val[0][val[2] >= 0] if val is not None else None
+    report = _run(lambda: F.cross_entropy(lin(x), y) + _penalty(ridge, lin.weight), lin.parameters(), stop_kw,
+                  lambda: lin(x_val), val, rule)
     with torch.no_grad():
         f.weight.copy_((lin.weight / H).repeat(H, 1))
         f.bias.copy_((lin.bias / H).repeat(H))
     return report
 
 
-def _fit_tridiagonal(f, P, H, C, acts, valid, labels, ridge, stop) -> FitReport:
+def _tri_inputs(acts, valid, labels):
+    """The three neighbours' features of every labelled position, which of them are valid, and the labels."""
     b, i = torch.nonzero(labels >= 0, as_tuple=True)
-    n, pos, _ = acts.shape
+    pos = acts.shape[1]
     k = i[:, None] + torch.tensor([-1, 0, 1])  # [m, 3]
     ok = (k >= 0) & (k < pos)
     kc = k.clamp(0, pos - 1)
     ok &= valid[b[:, None], kc]
-    x = acts[b[:, None], kc]  # [m, 3, d]
-    y = labels[b, i]
+    return acts[b[:, None], kc], ok, i, labels[b, i]  # x [m, 3, d]
+
+
+def _tri_out(f, factor, H, C, x, ok, i):
+    per_head = f(x).view(len(i), 3, H, C)
+    Fm = factor.F  # [H, pos, k]
+    gram = torch.stack([(Fm * Fm.roll(-o, 1)).sum(-1) for o in (-1, 0, 1)], -1)  # [H, pos, 3]
+    logits = gram[:, i].permute(1, 2, 0).masked_fill(~ok[..., None], float("-inf"))  # [m, 3, H]
+    return (torch.softmax(logits, dim=1)[..., None] * per_head).sum((1, 2))
+
+
+def _fit_tridiagonal(f, P, H, C, acts, valid, labels, ridge, stop_kw, val, rule) -> FitReport:
+    pos = max(acts.shape[1], val[0].shape[1] if val is not None else 0)
+    x, ok, i, y = _tri_inputs(acts, valid, labels)
     factor = _Factor(P[:pos])
+    xv = _tri_inputs(*val) if val is not None else None
 
     def loss():
-        per_head = f(x).view(len(y), 3, H, C)
-        Fm = factor.F  # [H, pos, k]
-        gram = torch.stack([(Fm * Fm.roll(-o, 1)).sum(-1) for o in (-1, 0, 1)], -1)  # [H, pos, 3]
-        logits = gram[:, i].permute(1, 2, 0).masked_fill(~ok[..., None], float("-inf"))  # [m, 3, H]
-        out = (torch.softmax(logits, dim=1)[..., None] * per_head).sum((1, 2))
+        out = _tri_out(f, factor, H, C, x, ok, i)
         return F.cross_entropy(out, y) + _penalty(ridge, f.weight) + factor.penalty(ridge)
 
-    report = fit_lbfgs(loss, [*f.parameters(), factor.F], **stop)
+    report = _run(loss, [*f.parameters(), factor.F], stop_kw, lambda: _tri_out(f, factor, H, C, *xv[:3]), val, rule)
     with torch.no_grad():
         factor.write_back(P[:pos])
     return report
@@ -191,30 +287,42 @@ def _fit_tridiagonal(f, P, H, C, acts, valid, labels, ridge, stop) -> FitReport:
 GROUPED_MIN_ROWS = 8
 
 
-def _full_loss(f, factor, H, C, acts, valid, labels):
-    """The full-mode loss in its faster, numerically equal form: ``("grouped" | "padded", loss_fn)``.
+def _full_out(f, factor, H, C, acts, valid, labels):
+    """The full-mode outputs at the labelled positions in their faster, numerically equal form:
+    ``("grouped" | "padded", outputs_fn, labels)``.
 
     Why a rule: the grouped form builds one ``[heads, L, L]`` weight per distinct length, so it wins when many rows
-    share each length and loses when lengths are nearly unique. Measured per evaluation (2 threads): demo-rot, 1,024
-    strings in 47 lengths (22 rows each), grouped 52 ms vs padded 84 ms; cfg3b-rot, 243 strings in 116 lengths
-    (2.1 rows each), grouped 1,301 ms vs padded 203 ms. The rule depends on the data only, not on timing, so a
-    rerun takes the same path and gives the same figures."""
+    share each length and loses when lengths are nearly unique (grouped vs padded per evaluation, 2 threads:
+    demo-rot 1,024 strings in 47 lengths 52 vs 84 ms; cfg3b-rot 243 strings in 116 lengths 1,301 vs 203 ms). The
+    rule depends on the data only, not on timing, so a rerun takes the same path and gives the same figures."""
     groups = _prefix_groups(acts, valid, labels)
     if groups is not None and sum(g[1].shape[1] for g in groups) >= GROUPED_MIN_ROWS * len(groups):
-        return "grouped", _grouped_loss(f, factor, H, C, groups)
-    return "padded", _padded_loss(f, factor, H, C, acts, valid, labels)
+        return "grouped", _grouped_out(f, factor, H, C, groups), torch.cat([g[4] for g in groups])
+    return "padded", _padded_out(f, factor, H, C, acts, valid, labels), labels[labels >= 0]
 
 
-def _fit_full(f, P, H, C, acts, valid, labels, ridge, stop) -> FitReport:
-    factor = _Factor(P[: acts.shape[1]])
+def _full_loss(f, factor, H, C, acts, valid, labels):
+    """``(form, loss_fn)``: the mean cross-entropy of :func:`_full_out`'s outputs (no penalty)."""
+    form, out, y = _full_out(f, factor, H, C, acts, valid, labels)
+    return form, lambda: F.cross_entropy(out(), y)
+
+
+def _fit_full(f, P, H, C, acts, valid, labels, ridge, stop_kw, val, rule) -> FitReport:
+    pos = max(acts.shape[1], val[0].shape[1] if val is not None else 0)
+    factor = _Factor(P[:pos])
     _, full_loss = _full_loss(f, factor, H, C, acts, valid, labels)
+    outputs_val = None
+    if val is not None:
+        _, out_val, y_val = _full_out(f, factor, H, C, *val)
+        val = (val[0], val[1], y_val)  # the labels in the order the chosen form returns them
+        outputs_val = out_val
 
     def loss():
         return full_loss() + _penalty(ridge, f.weight) + factor.penalty(ridge)
 
-    report = fit_lbfgs(loss, [*f.parameters(), factor.F], **stop)
+    report = _run(loss, [*f.parameters(), factor.F], stop_kw, outputs_val, val, rule)
     with torch.no_grad():
-        factor.write_back(P[: acts.shape[1]])
+        factor.write_back(P[:pos])
     return report
 
 
@@ -239,10 +347,8 @@ def _prefix_groups(acts, valid, labels):
     return groups
 
 
-def _grouped_loss(f, factor, H, C, groups):
-    y = torch.cat([g[4] for g in groups])
-
-    def loss():
+def _grouped_out(f, factor, H, C, groups):
+    def out():
         gram = factor.gram()  # [H, pos, pos]
         log_norm = torch.logcumsumexp(gram, dim=-1)  # log Σ_{k <= j} exp ⟨P_i, P_k⟩: the softmax over a prefix
         outs = []
@@ -251,26 +357,25 @@ def _grouped_loss(f, factor, H, C, groups):
             w = w.permute(1, 2, 0).reshape(length, length * H)  # [i, (k, head)]
             u = f(z).view(length, z.shape[1], H, C).permute(0, 2, 1, 3).reshape(length * H, -1)  # [(k, head), (row, c)]
             outs.append((w @ u).view(length, z.shape[1], C)[i, b])
-        return F.cross_entropy(torch.cat(outs), y)
+        return torch.cat(outs)
 
-    return loss
+    return out
 
 
-def _padded_loss(f, factor, H, C, acts, valid, labels):
+def _padded_out(f, factor, H, C, acts, valid, labels):
     sel = labels >= 0
-    y = labels[sel]
     n, pos, _ = acts.shape
     v = valid.to(acts.dtype)
 
-    def loss():
+    def out():
+        gram = factor.gram()[:, :pos, :pos]
         per_head = f(acts).view(n, pos, H, C) * v[:, :, None, None]
-        w = torch.softmax(factor.gram(), dim=-1)  # [H, pos, pos]; padding removed by renormalising below
+        w = torch.softmax(gram, dim=-1)  # [H, pos, pos]; padding removed by renormalising below
         num = torch.einsum("rik,bkrc->birc", w, per_head)
         den = torch.einsum("rik,bk->bir", w, v).clamp_min(1e-30)
-        out = (num / den[..., None]).sum(2)[sel]
-        return F.cross_entropy(out, y)
+        return (num / den[..., None]).sum(2)[sel]
 
-    return loss
+    return out
 
 
 @torch.no_grad()

@@ -29,6 +29,8 @@ class FitReport:
     loss: float
     grad_max: float
     rel_tol: float
+    #: under the figure rule (:mod:`plm_interp.probes.stopping`): best validation accuracy, its step, the curve
+    figure: dict | None = None
 
     def as_dict(self) -> dict:
         """The report as a plain dict (for a result's JSON)."""
@@ -37,8 +39,12 @@ class FitReport:
 
 def fit_lbfgs(loss_fn: Callable[[], torch.Tensor], params: Iterable[torch.nn.Parameter], rel_tol: float | None = None,
               grad_tol: float | None = None, max_iter: int | None = None, window: int | None = None,
-              on_eval: Callable[[], None] | None = None) -> FitReport:
-    """Minimise ``loss_fn()`` over ``params`` with L-BFGS (strong-Wolfe line search) until :data:`STOP` holds."""
+              on_eval: Callable[[], None] | None = None, monitor=None) -> FitReport:
+    """Minimise ``loss_fn()`` over ``params`` with L-BFGS (strong-Wolfe line search) until :data:`STOP` holds.
+
+    With ``monitor`` (a :class:`plm_interp.probes.stopping.FigureMonitor`) the figure rule decides instead: after
+    every ``window`` iterations the monitor checks the validation figure, the fit stops when it says so, and the
+    best-validation parameters are restored (``max_iter`` still caps the work; the loss rule is not applied)."""
     rel_tol = STOP["rel_tol"] if rel_tol is None else rel_tol
     grad_tol = STOP["grad_tol"] if grad_tol is None else grad_tol
     max_iter = STOP["max_iter"] if max_iter is None else max_iter
@@ -69,6 +75,14 @@ def fit_lbfgs(loss_fn: Callable[[], torch.Tensor], params: Iterable[torch.nn.Par
         opt.step(closure)
         loss = float(state["prev_loss"]) if "prev_loss" in state else float("inf")
         gmax = _grad_max(params)
+        if monitor is not None:
+            stalled = state.get("n_iter", 0) == done  # no step possible: the training optimum itself
+            if monitor.check(state.get("n_iter", 0)) or stalled:
+                if stalled and not monitor.reason:
+                    monitor.reason = "training loss at its optimum (no L-BFGS step possible)"
+                converged = monitor.converged or stalled
+                break
+            continue
         if gmax <= grad_tol or state.get("n_iter", 0) == done:  # gradient test met, or no step was possible
             converged = True
             break
@@ -77,10 +91,12 @@ def fit_lbfgs(loss_fn: Callable[[], torch.Tensor], params: Iterable[torch.nn.Par
             break
         prev = loss
     iterations = state.get("n_iter", 0)
+    if monitor is not None:
+        monitor.restore()
     final = float(closure().detach())
     gmax = _grad_max(params)
     opt.zero_grad(set_to_none=True)
-    converged = converged or gmax <= grad_tol
+    converged = converged or (monitor is None and gmax <= grad_tol)
     return FitReport(converged=bool(converged), iterations=int(iterations), evaluations=evals[0], loss=final,
                      grad_max=gmax, rel_tol=rel_tol)
 

@@ -262,6 +262,8 @@ def _conforms(value: Any, hint: Any) -> tuple[bool, Any]:
         return True, origin(out)
     if origin is dict:
         return isinstance(value, dict), value
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):  # a frozen spec given as its fields (JSON, --set):
+        return True, value  # the receiver builds it and names a bad field
     return isinstance(value, hint) if isinstance(hint, type) else True, value
 
 

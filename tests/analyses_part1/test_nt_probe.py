@@ -1,6 +1,5 @@
 """nt_probe: finds structure that is linearly present by construction, reports controls and convergence, uses
 one probe definition on every device, refuses bad input."""
-import inspect
 from pathlib import Path
 
 import pytest
@@ -27,7 +26,7 @@ def _model(task, **kw):
 def test_token_determined_level_is_decoded_and_an_undetermined_one_is_not():
     task = CFGTask(SEPARABLE)
     model = _model(task)
-    r = analyses.nt_probe(model, layers=0, n_train=200, n_test=100, width=8, n_heads=2, progress=False)
+    r = analyses.nt_probe(model, layers=0, n_train=200, n_test=100, fit=dict(width=8, n_heads=2), progress=False)
     assert r.layers == [0] and r.levels == [1, 2]
     for model_name in ("trained", "random-init"):
         assert r.accuracy("nt_all", 2, model=model_name) > 0.97
@@ -53,7 +52,7 @@ def test_each_record_states_its_training_set_accuracy_so_a_data_limited_figure_s
     """Eight training strings: the full probe fits them (train accuracy ~1) yet generalises worse; train_acc must be
     measured on the training strings (on the test strings it would equal acc)."""
     task = CFGTask(SEPARABLE)
-    r = analyses.nt_probe(_model(task), layers=0, levels=[1], n_train=8, n_test=200, width=8, n_heads=2,
+    r = analyses.nt_probe(_model(task), layers=0, levels=[1], n_train=8, n_test=200, fit=dict(width=8, n_heads=2),
                           controls=False, progress=False)
     full = next(x for x in r.records if x["probe"] == "nt_all")
     assert full["train_acc"] > full["acc"] + 0.05
@@ -61,7 +60,7 @@ def test_each_record_states_its_training_set_accuracy_so_a_data_limited_figure_s
     assert full in r.data_limited()
     assert "data-limited (" in r.table() and "fit their 8 training strings" in r.table()
     # a token-determined level with enough strings generalises: no such note
-    plenty = analyses.nt_probe(_model(task), layers=0, levels=[2], n_train=200, n_test=100, width=8, n_heads=2,
+    plenty = analyses.nt_probe(_model(task), layers=0, levels=[2], n_train=200, n_test=100, fit=dict(width=8, n_heads=2),
                                controls=False, progress=False)
     assert not plenty.data_limited() and "data-limited" not in plenty.table()
 
@@ -71,8 +70,8 @@ def test_task_is_read_from_the_model_and_results_save(tmp_path):
     model = _model(task)
     model.save_pretrained(tmp_path / "ckpt")
     loaded = HookedPLM.from_pretrained(tmp_path / "ckpt")
-    r = analyses.run("nt_probe", loaded, layers=[1, 2], levels=[2], n_train=40, n_test=20, max_iter=3, width=4,
-                     n_heads=2, controls=False, progress=False)
+    r = analyses.run("nt_probe", loaded, layers=[1, 2], levels=[2], n_train=40, n_test=20, fit=dict(max_iter=3, width=4,
+                     n_heads=2), controls=False, progress=False)
     assert r.layers == [1, 2] and {x["layer"] for x in r.records} == {1, 2}
     out = r.save(tmp_path / "out")
     assert {p.name for p in out.iterdir()} == {"result.json", "table.md", "plot.png"}
@@ -83,13 +82,17 @@ def test_task_is_read_from_the_model_and_results_save(tmp_path):
     (dict(layers=5), "layer = 5"),
     (dict(levels=[7]), "level 7"),
     (dict(n_train=0), "empty"),
-    (dict(width=0), "width = 0"),
-    (dict(n_heads=2.5), "n_heads = 2.5"),
+    (dict(levels=[]), "non-empty list"),
+    (dict(layers=True), "layers = True"),
+    (dict(fit=dict(width=0)), "'width' = 0"),
+    (dict(fit=dict(n_heads=2.5)), "'n_heads' = 2.5"),
+    (dict(fit=dict(stop="budget")), "'stop' = 'budget'"),
+    (dict(fit=dict(widht=8)), "unknown key"),
 ])
 def test_bad_input_is_refused(kwargs, match):
     task = CFGTask(SEPARABLE)
     with pytest.raises(ValueError, match=match):
-        analyses.nt_probe(_model(task), progress=False, max_iter=1, **kwargs)
+        analyses.nt_probe(_model(task), progress=False, **kwargs)
 
 
 def test_vocabulary_mismatch_and_missing_task_are_refused():
@@ -103,20 +106,40 @@ def test_vocabulary_mismatch_and_missing_task_are_refused():
         analyses.run("nt_probe", small, big, n_heads_typo=3)
 
 
-def test_the_result_says_whether_every_fit_converged_and_whether_a_budget_was_set():
+def test_the_result_says_whether_every_fit_converged_and_how_it_stopped():
     model = _model(CFGTask(SEPARABLE))
-    full = analyses.nt_probe(model, layers=0, levels=[2], n_train=60, n_test=20, width=8, n_heads=2, progress=False)
-    assert full.settings["converged"] and not full.settings["budget_set"]
-    assert all(r["converged"] and r["iterations"] >= 1 for r in full.records)
-    short = analyses.nt_probe(model, layers=0, levels=[2], n_train=60, n_test=20, width=8, n_heads=2, max_iter=1,
-                              progress=False)
-    assert short.settings["budget_set"] and short.settings["stop"]["max_iter"] == 1
+    full = analyses.nt_probe(model, layers=0, levels=[2], n_train=60, n_test=20, fit=dict(width=8, n_heads=2),
+                             progress=False)
+    assert full.settings["converged"] and full.settings["stop"] == "figure"
+    for r in full.records:  # the figure rule: a validation curve, the kept (best) point on it, and why it stopped
+        assert r["converged"] and r["iterations"] >= 1
+        assert r["stop_reason"].startswith(("validation accuracy", "training loss at its optimum"))
+        assert r["val_acc"] == pytest.approx(max(v for _, v in r["val_curve"]), abs=1e-6)
+    short = analyses.nt_probe(model, layers=0, levels=[2], n_train=60, n_test=20,
+                              fit=dict(width=8, n_heads=2, max_iter=1), progress=False)
+    assert short.settings["max_iter"] == 1
     assert not short.settings["converged"] and not any(r["converged"] for r in short.records)
     # the table says so in words, naming the budget; a converged result carries no such line
     assert short.budget_limited() == short.records
     assert f"budget-limited (end_bit NT3, nt_all NT3, nt_end_diag NT3, nt_end_tri NT3): {len(short.records)} of " \
            f"{len(short.records)} fits reached max_iter = 1" in short.table()
     assert not full.budget_limited() and "budget-limited" not in full.table()
+    loss = analyses.nt_probe(model, layers=0, levels=[2], n_train=60, n_test=20,
+                             fit=dict(width=8, n_heads=2, stop="loss"), progress=False)
+    assert loss.settings["stop"] == "loss" and all(r["stop_reason"] == "loss rule" for r in loss.records)
+
+
+def test_headlines_give_each_level_beside_control_majority_and_verdict():
+    task = CFGTask(SEPARABLE)
+    r = analyses.nt_probe(_model(task), layers=0, n_train=120, n_test=60, fit=dict(width=8, n_heads=2),
+                          progress=False)
+    heads = {h["metric"]: h for h in r.headlines()}
+    assert set(heads) == {f"NT{l + 1} {w}" for l in (1, 2) for w in ("NT-end ancestor", "ancestor, all positions")}
+    h = heads["NT3 ancestor, all positions"]
+    assert h["value"] == r.accuracy("nt_all", 2) and h["control"] == r.accuracy("nt_all", 2, model="random-init")
+    assert h["majority"] == r.record(model="trained", layer=0, level=2, probe="nt_all")["majority"]
+    assert h["lo"] <= h["value"] <= h["hi"] and h["verdict"]
+    assert r.table().startswith("| figure |")
 
 
 def _device_free_settings(r):
@@ -126,11 +149,11 @@ def _device_free_settings(r):
 def test_probe_family_and_stopping_rule_do_not_depend_on_the_device(monkeypatch):
     """The paper's family (16 heads, width 1024) and one stopping rule, whatever the device reports."""
     from analyses.nt_probe import PROBE
-    from plm_interp.probes import RIDGE, STOP
+    from plm_interp.probes import RIDGE, MultiHeadFit
 
-    defaults = inspect.signature(analyses.nt_probe).parameters
     assert PROBE == {"n_heads": 16, "width": 1024}
-    assert (defaults["n_heads"].default, defaults["width"].default, defaults["ridge"].default) == (16, 1024, RIDGE)
+    spec = MultiHeadFit()
+    assert (spec.n_heads, spec.width, spec.ridge, spec.stop) == (16, 1024, RIDGE, "figure")
     model = _model(CFGTask(SEPARABLE))
     kw = dict(layers=0, levels=[2], n_train=40, n_test=20, controls=False, progress=False)
     here = analyses.nt_probe(model, **kw)
@@ -138,7 +161,7 @@ def test_probe_family_and_stopping_rule_do_not_depend_on_the_device(monkeypatch)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
     claimed = analyses.nt_probe(model, **kw)
     assert _device_free_settings(here) == _device_free_settings(claimed)
-    assert here.settings["n_heads"] == 16 and here.settings["width"] == 1024 and here.settings["stop"] == STOP
+    assert here.settings["n_heads"] == 16 and here.settings["width"] == 1024 and here.settings["stop"] == "figure"
     assert [r["acc"] for r in here.records] == [r["acc"] for r in claimed.records]
     # and nothing in the probe code can branch on the device kind (tensors are only placed beside their inputs)
     root = Path(__file__).resolve().parents[2]

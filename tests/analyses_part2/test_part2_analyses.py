@@ -9,9 +9,10 @@ import torch
 import analyses
 from analyses.shared.decoding import Decoder, greedy_generate
 from analyses.shared.igsm_text import sentence_spans
-from analyses.regret_probe import first_mistakes, regret_examples
+from analyses.regret_probe import first_mistakes
 from analyses.retry_upon_regret import beam_decode, paired_diff, perfect_detector, retry_decode
-from analyses.v_probe import PROBES, VExamples, fit_v_probe, probe_examples, score
+from analyses.shared.v_queries import PROBES, probe_examples, regret_examples
+from plm_interp.probes import VExamples, VFit, fit_v_probe, score
 from tasks.igsm import labels_along
 from plm_interp import HookedPLM
 from plm_interp.config import preset_config
@@ -69,14 +70,17 @@ def test_probe_reads_a_label_written_into_the_residual(model):
     undo = _write_label_hook(model)
     try:
         train, test = _toy_examples(128, 0), _toy_examples(64, 1)
-        vp = fit_v_probe(model, train, model.cfg.n_layers, 2, steps=60, lr=1e-2, batch_size=32)
+        fit = VFit(max_steps=60, lr=1e-2, batch_size=32, check_every=5)
+        vp = fit_v_probe(model, train, model.cfg.n_layers, 2, fit=fit)
         acc = score(vp.predict(model, test), test.labels, train.labels)["acc"]
         assert acc > 0.95
-        # the planted label is linearly readable at once: training stops at the plateau, not at the ceiling
+        # the planted label is linearly readable at once: the validation figure is flat from the first check, so
+        # the figure rule stops after its patience, not at the ceiling
         assert vp.fit_info["converged"] and vp.fit_info["steps"] < 60 and vp.fit_info["train_acc"] == 1.0
+        assert vp.fit_info["val_acc"] == 1.0 and vp.fit_info["stop_reason"].startswith("validation accuracy")
         # shuffled labels: nothing to learn, chance on held-out data
         shuf = _toy_examples(128, 0, shuffle=True)
-        vp = fit_v_probe(model, shuf, model.cfg.n_layers, 2, steps=60, lr=1e-2, batch_size=32)
+        vp = fit_v_probe(model, shuf, model.cfg.n_layers, 2, fit=fit)
         acc_shuf = score(vp.predict(model, test), test.labels, shuf.labels)["acc"]
         assert acc_shuf < 0.75
     finally:
@@ -85,7 +89,7 @@ def test_probe_reads_a_label_written_into_the_residual(model):
 
 def test_v_probe_leaves_the_model_frozen(model):
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    fit_v_probe(model, _toy_examples(16, 0), 1, 2, steps=3)
+    fit_v_probe(model, _toy_examples(16, 0), 1, 2, fit=VFit(max_steps=3))
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
     assert all(p.requires_grad for p in model.parameters())
     assert not model.hook_embed._forward_hooks  # the embedding hook is removed after training
@@ -95,7 +99,7 @@ def test_v_probe_leaves_the_model_frozen(model):
 def test_embedding_update_touches_every_token_or_appended_only(model, update):
     """The paper's update is on the input embedding layer (every token); the option leaves the prefix exact."""
     ex = _toy_examples(4, 0)
-    vp = fit_v_probe(model, ex, 1, 2, steps=1, update=update)
+    vp = fit_v_probe(model, ex, 1, 2, fit=VFit(max_steps=1), update=update)
     with torch.no_grad():
         vp.U.normal_()
         tokens, end, appended = ex.batch(range(4))
@@ -150,8 +154,8 @@ def test_probe_examples_match_true_labels(task, probe):
 
 
 def test_v_probe_result_shapes(model):
-    r = analyses.v_probe(model, probe="can_next", layer="all", n_train=8, n_test=4, per_problem=2, steps=3,
-                         progress=False)
+    r = analyses.v_probe(model, probe="can_next", layer="all", n_train=8, n_test=4, per_problem=2,
+                         fit={"max_steps": 3}, progress=False)
     assert r.layers == [0, 1, 2]
     assert len(r.records) == 6 and {x["model"] for x in r.records} == {"trained", "random-init"}
     for rec in r.records:  # acc is the label-weighted mean of the per-label accuracies, on 4 problems x 2 queries
@@ -171,6 +175,12 @@ def test_v_probe_bad_input(model, task):
         analyses.v_probe(model, probe="nece", layer=7)
     with pytest.raises(ValueError, match="rank"):
         analyses.v_probe(model, probe="nece", rank=0)
+    with pytest.raises(ValueError, match="layers = True"):
+        analyses.v_probe(model, probe="nece", layer=True)
+    with pytest.raises(ValueError, match="'max_steps' = 0"):
+        analyses.v_probe(model, probe="nece", fit={"max_steps": 0})
+    with pytest.raises(ValueError, match="unknown key"):
+        analyses.v_probe(model, probe="nece", fit={"steps": 10})
     small = HookedPLM(preset_config("tiny", d_vocab=8, n_ctx=256, positional="rot")).eval()
     with pytest.raises(ValueError, match="d_vocab|vocabulary"):
         analyses.v_probe(small, task, probe="nece")
@@ -360,11 +370,12 @@ def test_generation_analyses_run_on_a_tiny_model(model):
         if x["method"] == "retry(perfect0)":
             g = next(y for y in r.records if (y["set"], y["op"], y["method"]) == (x["set"], x["op"], "greedy"))
             assert x["acc"] == g["acc"] and x["retries"] == 0 and x["vs_greedy"] == 0
-    r = analyses.regret_probe(model, n_train=6, n_test=4, n_gen=1, max_new_tokens=12, controls=False, progress=False)
+    r = analyses.regret_probe(model, n_train=6, n_test=4, n_gen=1, max_new_tokens=12, fit={"max_steps": 3},
+                              controls=False, progress=False)
     rec = r.records[0]
     assert len(r.records) == 1 and rec["n"] == 16
     assert rec["acc"] == pytest.approx(sum(rec["by_label"][y] * rec["n_by_label"][y] for y in rec["by_label"]) / 16)
-    r = analyses.mistakes(model, n=1, n_train=4, steps=2, max_new_tokens=12, progress=False)
+    r = analyses.mistakes(model, n=1, n_train=4, fit={"max_steps": 2}, max_new_tokens=12, progress=False)
     assert r.records[-1]["error_kind"] == "all"
     for name in ("v_probe", "reasoning_level", "mistakes", "regret_probe", "retry_upon_regret", "retry_eval"):
         assert name in analyses.names()
@@ -405,11 +416,11 @@ def test_tally_counts_first_error_kinds_per_op():
 
 def test_v_probe_and_regret_probe_are_reproducible(model):
     """Two identical calls give identical figures, whatever the global RNG did in between."""
-    kw = dict(n_train=4, n_test=2, per_problem=2, steps=3, progress=False)
+    kw = dict(n_train=4, n_test=2, per_problem=2, fit={"max_steps": 3}, progress=False)
     first = analyses.v_probe(model, probe="nece", **kw).records
     torch.randn(7)
     assert analyses.v_probe(model, probe="nece", **kw).records == first
-    kw = dict(n_train=6, n_test=4, n_gen=1, max_new_tokens=12, controls=False, progress=False)
+    kw = dict(n_train=6, n_test=4, n_gen=1, max_new_tokens=12, fit={"max_steps": 3}, controls=False, progress=False)
     first = analyses.regret_probe(model, **kw).to_dict()["records"]  # NaN -> None, so equal runs compare equal
     torch.randn(7)
     assert analyses.regret_probe(model, **kw).to_dict()["records"] == first

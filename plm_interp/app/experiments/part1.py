@@ -50,7 +50,7 @@ part1_schemes = Experiment(
         # NT2: 99.3% on its 243 training strings, 50.2% held out, control 56.3; docs/analyses.md). On a GPU the
         # fit is cheap, so it gets 4,096 strings (demo-rot NT2: 99.0 held out against 95.4 with 1,024; ~1.5M cfg3f
         # positions, a few GB of activations) and a budget past the ~1,400-1,700 iterations demo's fits need.
-        Analysis("nt_probe", "nt_probe", paper={"n_train": 4096, "max_iter": 3000}),
+        Analysis("nt_probe", "nt_probe", paper={"n_train": 4096}),
     ),
     metrics=(
         Metric("cut0 %", "generation", X.generation_accuracy("cut0"), CUT0, count=X.generation_count("cut0")),

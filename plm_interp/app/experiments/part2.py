@@ -45,7 +45,7 @@ MED_QP = paper("igsm-med-qp-paper", "part2_1/igsm_med_qp.toml")
 #: the papers evaluate on 4,096 problems per cell (Part 2.1 App. / Part 2.2 App. D.2)
 EVAL = Analysis("retry_eval", "retry_eval", cpu={"n": 128}, paper={"n": 4096})
 #: V-probe fits at the paper scale: more problems and steps than the CPU's (paper: 100k steps, fresh problems)
-PAPER_PROBE = {"n_train": 4096, "n_test": 4096, "steps": 20_000}
+PAPER_PROBE = {"n_train": 16_384, "n_test": 4096, "fit": {"max_steps": 20_000}}
 ACC = (
     Metric("in-distribution %", "retry_eval", X.igsm_accuracy("in"), {}, count=X.igsm_accuracy("in", key="n")),
     Metric("OOD (op 4-5) %", "retry_eval", X.igsm_ood_accuracy(), count=X.igsm_ood_accuracy("n")),

@@ -24,9 +24,11 @@ _BUDGET = {"train.max_steps", "train.max_tokens", "train.batch_size", "train.mic
 #: ``tiny`` scale analysis options, over the cpu ones: the fewest examples and steps that still run every path
 TINY_OPTIONS = {
     "generation": {"n": 2, "kl_strings": 2, "batch_size": 2},
-    "nt_probe": {"n_train": 4, "n_test": 2, "max_iter": 2, "width": 8, "n_heads": 2, "batch_size": 4},
+    "nt_probe": {"n_train": 4, "n_test": 2, "fit": {"max_iter": 2, "width": 8, "n_heads": 2}},
     "robustness": {"n": 2, "prefix_len": 4, "max_new_tokens": 8, "batch_size": 2},
-    "v_probe": {"n_train": 4, "n_test": 2, "steps": 2, "per_problem": 1, "batch_size": 4},
+    "v_probe": {"n_train": 4, "n_test": 2, "per_problem": 1, "fit": {"max_steps": 2, "batch_size": 4, "head_iter": 2}},
+    "regret_probe": {"n_train": 4, "n_test": 2, "per_problem": 1, "n_gen": 1, "max_new_tokens": 8,
+                     "fit": {"max_steps": 2, "batch_size": 4, "head_iter": 2}},
     "reasoning_level": {"n": 4, "max_new_tokens": 8},  # the eval set spreads ops: 4 problems hold op 1, 2 and 3
     "retry_eval": {"n": 2, "max_new_tokens": 8},
 }

@@ -1,0 +1,119 @@
+"""One stopping rule for every probe fit: stop when the figure the probe reports has converged.
+
+The figure a probe reports is a held-out accuracy, so the fit watches that figure on a *validation* split carved
+from the training data (never the test set): every check it records the validation accuracy, keeps the weights of
+the best check, and stops once ``patience`` checks in a row have not improved on the best by at least ``min_delta``
+(0.1 point by default). The reported figure is then the test accuracy at the best-validation weights. The loss-based
+rule (:data:`plm_interp.probes.lbfgs.STOP`) stays available as ``stop="loss"``: the figure test in the slow tier
+checks that both land within half a point of each other.
+
+Why a figure rule and not a loss rule: past the point where held-out accuracy stops moving, a fit keeps sharpening
+its training loss (the full NT probe needs ~1,400 L-BFGS iterations to meet the loss rule), which costs minutes and
+does not change the figure; and where the probe can separate its training set, the loss optimum over-fits, so the
+best-validation point is also the better estimate of the probe's held-out figure.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import torch
+
+STOP_RULES = ("figure", "loss")
+
+
+@dataclass(frozen=True)
+class FigureStop:
+    """Stop after ``patience`` checks without a validation-accuracy gain of at least ``min_delta`` (a fraction:
+    0.001 is 0.1 point); ``max_checks`` caps the work (a fit it ends is reported as not converged)."""
+    min_delta: float = 0.001
+    patience: int = 5
+    max_checks: int = 200
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.min_delta < 1:
+            raise ValueError(f"min_delta = {self.min_delta!r} must be in [0, 1) (a fraction of accuracy)")
+        for name in ("patience", "max_checks"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} = {v!r} must be a positive integer")
+
+
+def coerce_spec(cls, value, field_name: str):
+    """``value`` as the frozen spec ``cls``: None gives the defaults, a dict (from JSON, TOML or ``--set``) gives
+    ``cls(**value)`` with nested dicts for nested specs (``rule``), an instance is kept. Unknown keys and bad values
+    are refused naming ``field_name``."""
+    import dataclasses
+
+    if value is None:
+        return cls()
+    if isinstance(value, cls):
+        return value
+    if not isinstance(value, dict):
+        raise ValueError(f"field {field_name!r} = {value!r}: must be a {cls.__name__} or a dict of its fields")
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(value) - set(names))
+    if unknown:
+        raise ValueError(f"field {field_name!r} has unknown key(s) {unknown}; its keys: {sorted(names)}")
+    kwargs = dict(value)
+    if isinstance(kwargs.get("rule"), dict):
+        kwargs["rule"] = coerce_spec(FigureStop, kwargs["rule"], f"{field_name}.rule")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"field {field_name!r} = {value!r}: {exc}") from None
+
+
+@dataclass
+class FigureMonitor:
+    """Tracks the validation curve of one fit and the parameters at its best point.
+
+    ``check(step)`` evaluates ``evaluate()`` (validation accuracy), records it, snapshots ``params`` when it is the
+    best so far, and returns True when the rule says stop. ``restore()`` writes the best snapshot back."""
+    evaluate: Callable[[], float]
+    params: list[torch.Tensor]
+    rule: FigureStop = field(default_factory=FigureStop)
+    curve: list[tuple[int, float]] = field(default_factory=list)
+    best: float = float("-inf")
+    best_step: int = 0
+    since: int = 0
+    reason: str = ""
+    _snapshot: list[torch.Tensor] | None = None
+    _ref: float = float("-inf")
+
+    @classmethod
+    def of(cls, evaluate: Callable[[], float], params: Iterable[torch.Tensor], rule: FigureStop | None = None):
+        return cls(evaluate, list(params), rule or FigureStop())
+
+    def check(self, step: int) -> bool:
+        value = float(self.evaluate())
+        self.curve.append((int(step), round(value, 6)))
+        if value > self.best:  # any gain keeps the better weights
+            self.best, self.best_step = value, int(step)
+            self._snapshot = [p.detach().clone() for p in self.params]
+        if value >= self._ref + self.rule.min_delta:  # only a gain of min_delta resets the patience
+            self._ref, self.since = value, 0
+        else:
+            self.since += 1
+        if self.since >= self.rule.patience:
+            self.reason = (f"validation accuracy gained less than {100 * self.rule.min_delta:g} point over "
+                           f"{self.rule.patience} checks")
+            return True
+        if len(self.curve) >= self.rule.max_checks:
+            self.reason = f"max_checks = {self.rule.max_checks} reached"
+            return True
+        return False
+
+    @property
+    def converged(self) -> bool:
+        return self.reason.startswith("validation")
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        if self._snapshot is not None:
+            for p, s in zip(self.params, self._snapshot):
+                p.copy_(s)
+
+    def as_dict(self) -> dict:
+        return {"stop": "figure", "best_val_acc": self.best, "best_step": self.best_step, "checks": len(self.curve),
+                "reason": self.reason, "val_curve": self.curve}
