@@ -377,11 +377,11 @@ print("verifier:", "correct" if r.correct else f"{r.error_kind} at step {r.error
     md(r"""
 ## 2. What a probe is asked
 
-`analyses.v_probe.probe_examples` builds the probe inputs from the true dependency graph: the prefix cut at the
+`analyses.shared.v_queries.probe_examples` builds the probe inputs from the true dependency graph: the prefix cut at the
 probe position, then `[START] A [END]`, with the label. Here are two `can_next` queries on the problem above.
 """),
     code(r"""
-from analyses.v_probe import probe_examples
+from analyses.shared.v_queries import probe_examples
 
 ex = probe_examples(task, [p], "can_next", per_problem=2, seed=0)   # uniform queries, as the paper draws them
 for prefix, suffix, label in zip(ex.prefixes, ex.suffixes, ex.labels.tolist()):
@@ -397,7 +397,8 @@ control, the majority guess, n and a 95% interval, per label when the majority i
 whether it beats them. `balanced=True` would draw labels 50/50 instead.
 """),
     code(r"""
-FAST = dict(n_train=64, n_test=32, per_problem=4, steps=40, lr=1e-2, batch_size=8, progress=False)
+# a small, fast fit for the notebook (the default call fits on 2,000 problems until its validation figure converges)
+FAST = dict(n_train=64, n_test=32, per_problem=4, fit=dict(max_steps=40, lr=1e-2, batch_size=8), progress=False)
 
 can_next = analyses.v_probe(model, probe="can_next", layer="all", **FAST)
 display(Markdown(can_next.table()))
@@ -421,7 +422,7 @@ for res in (can_next, nece):
     print("   ", res.headlines()[0]["verdict"])
 
 # the majority guess, recomputed independently from the probe's own query draws (train seed 0, test seed 1)
-from analyses.v_probe import probe_examples
+from analyses.shared.v_queries import probe_examples
 train = probe_examples(task, [x.problem for x in task.sample(64, seed=0).samples], "nece", 4, 0)
 test = probe_examples(task, [x.problem for x in task.sample(32, seed=1).samples], "nece", 4, 1)
 majority_label = int(torch.bincount(train.labels).argmax())

@@ -262,3 +262,51 @@ def test_a_valid_mask_with_holes_uses_the_padded_form():
     valid = torch.ones(2, 5, dtype=torch.bool)
     valid[0, 2] = False
     assert fm._prefix_groups(torch.zeros(2, 5, 3), valid, torch.zeros(2, 5).long()) is None
+
+
+def test_the_figure_rule_stops_after_its_patience_and_keeps_the_best_weights():
+    """A planted validation curve: rises, peaks, then drifts down by less than min_delta per check. The rule stops
+    `patience` checks after the last gain of at least min_delta and writes the peak's weights back."""
+    from plm_interp.probes import FigureMonitor, FigureStop
+
+    w = torch.zeros(1)
+    curve = iter([0.50, 0.70, 0.80, 0.8005, 0.8009, 0.7990, 0.7980, 0.7970, 0.60])
+    monitor = FigureMonitor.of(lambda: next(curve), [w], FigureStop(min_delta=0.001, patience=3))
+    stopped_at = None
+    for step in range(1, 10):
+        w.fill_(step)  # the "weights" at this check
+        if monitor.check(step):
+            stopped_at = step
+            break
+    # gains of >= 0.1 point at checks 1, 2, 3; check 4 (+0.05) and 5 (+0.04 over 3's) do not reset the patience
+    assert stopped_at == 6 and monitor.converged and "3 checks" in monitor.reason
+    assert monitor.best == 0.8009 and monitor.best_step == 5   # any gain keeps the better weights
+    monitor.restore()
+    assert float(w) == 5
+    assert [v for _, v in monitor.curve] == [0.5, 0.7, 0.8, 0.8005, 0.8009, 0.799]
+
+
+def test_a_figure_rule_fit_holds_out_validation_rows_and_stops_near_the_loss_fit():
+    """stop="figure" fits on the first 80% of the rows and watches the last 20%; on a planted linear label its test
+    figure is the loss-converged fit's (within a point) after fewer iterations."""
+    model = tiny_model("rot")
+    gen = torch.Generator().manual_seed(1)
+    tokens = torch.randint(0, 11, (600, 12), generator=gen)
+    valid = torch.ones_like(tokens, dtype=torch.bool)
+    labels = _planted(model, tokens)
+    acts = cache_residuals(model, tokens, [1])[1]
+    acc, iters = {}, {}
+    for stop in ("figure", "loss"):
+        probe = MultiHeadLinearProbe(32, 2, 12, n_heads=2, width=8, mode="tridiagonal")
+        report = fit_probe(probe, acts[:400], valid[:400], labels[:400], stop=stop)
+        acc[stop] = float((predict(probe, acts[400:], valid[400:]) == labels[400:]).float().mean())
+        iters[stop] = report.iterations
+        if stop == "figure":
+            assert report.figure["checks"] == len(report.figure["val_curve"]) >= 1
+            assert report.figure["best_val_acc"] == max(v for _, v in report.figure["val_curve"])
+        else:
+            assert report.figure is None
+    assert abs(acc["figure"] - acc["loss"]) < 0.01 and acc["loss"] > 0.9
+    assert iters["figure"] <= iters["loss"]
+    with pytest.raises(ValueError, match="stop = 'budget'"):
+        fit_probe(MultiHeadLinearProbe(32, 2, 12), acts[:4], valid[:4], labels[:4], stop="budget")

@@ -87,7 +87,7 @@ class FigureMonitor:
 
     def check(self, step: int) -> bool:
         value = float(self.evaluate())
-        self.curve.append((int(step), round(value, 6)))
+        self.curve.append((int(step), value))
         if value > self.best:  # any gain keeps the better weights
             self.best, self.best_step = value, int(step)
             self._snapshot = [p.detach().clone() for p in self.params]
@@ -115,5 +115,6 @@ class FigureMonitor:
                 p.copy_(s)
 
     def as_dict(self) -> dict:
-        return {"stop": "figure", "best_val_acc": self.best, "best_step": self.best_step, "checks": len(self.curve),
-                "reason": self.reason, "val_curve": self.curve}
+        return {"stop": "figure", "best_val_acc": round(self.best, 6), "best_step": self.best_step,
+                "checks": len(self.curve), "reason": self.reason,
+                "val_curve": [(step, round(v, 6)) for step, v in self.curve]}

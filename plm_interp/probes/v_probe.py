@@ -154,9 +154,10 @@ class VFit:
     rule: FigureStop = FigureStop(min_delta=0.001, patience=5)
     stop: str = "figure"
     head_iter: int = 100
+    head_examples: int = 1024
 
     def __post_init__(self) -> None:
-        for name in ("batch_size", "check_every", "max_steps", "head_iter", "max_val"):
+        for name in ("batch_size", "check_every", "max_steps", "head_iter", "max_val", "head_examples"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"field {name!r} = {v!r}: must be a positive int")
@@ -245,11 +246,12 @@ def fit_v_probe(model, train: VExamples, layer: int, n_classes: int, rank: int =
     taken, converged, reason, curve = 0, False, "", []
     try:
         # stage 1: the head on the model's own states (update zero), stopped by the validation figure
-        states, v_states = probe.all_states(model, fit_ex).to(dev), probe.all_states(model, val_ex).to(dev)
+        head_ex = fit_ex.subset(range(min(len(fit_ex), fit.head_examples)))  # forward passes are the cost
+        states, v_states = probe.all_states(model, head_ex).to(dev), probe.all_states(model, val_ex).to(dev)
         head_monitor = FigureMonitor.of(
             lambda: float((probe.head(v_states).argmax(-1) == y_val).float().mean()), probe.head.parameters(),
             FigureStop(fit.rule.min_delta, fit.rule.patience)) if fit.stop == "figure" else None
-        fit_head(states, labels, probe.head, fit.head_iter, monitor=head_monitor)
+        fit_head(states, head_ex.labels.to(dev), probe.head, fit.head_iter, monitor=head_monitor)
         # stage 2: head and update jointly
         opt = torch.optim.Adam(probe.parameters(), lr=fit.lr)
         monitor = FigureMonitor.of(val_acc, probe.parameters(), fit.rule) if fit.stop == "figure" else None
