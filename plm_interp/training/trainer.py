@@ -56,7 +56,14 @@ def lm_loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or Inf; the message names the first such step and the last good checkpoint."""
+    """The training loss became NaN or Inf; the message names the first such step and the last good checkpoint.
+
+    ``step`` is that first step and ``last_good`` the newest complete checkpoint directory (None when none was
+    saved), so a caller (the CLI) can say which command continues: see ``plm_interp.app.commands.train``."""
+
+    def __init__(self, message: str, step: int | None = None, last_good: Path | None = None):
+        super().__init__(message)
+        self.step, self.last_good = step, last_good
 
 
 #: "no non-finite loss seen yet" in the step tracker (a min-reduction over ranks keeps the earliest step)
@@ -278,7 +285,7 @@ class Trainer:
         raise NonFiniteLossError(
             f"training stopped: the loss became NaN or Inf at step {first} (noticed at step {self.step}); nothing "
             f"after it was saved, {where}. Lower train.lr, raise train.warmup_steps, or check the data and the "
-            "model config (e.g. rotary_base, dtype)")
+            "model config (e.g. rotary_base, dtype)", step=first, last_good=last_good)
 
     def _evaluate(self, metrics: MetricsLog) -> None:
         if self.info.is_main:
