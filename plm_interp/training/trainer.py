@@ -25,8 +25,10 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -39,7 +41,7 @@ from plm_interp.training import checkpointing as ckpt
 from plm_interp.training import distributed as D
 from plm_interp.training import lock as run_lock
 from plm_interp.training import stop_signal
-from plm_interp.training.config import TrainConfig
+from plm_interp.training.config import RUNTIME_KEYS, TrainConfig
 from plm_interp.training.data import ShardedStream, make_loader
 from plm_interp.training.metrics import MetricsLog
 from plm_interp.training.optim import build_optimizer, build_scheduler
@@ -116,6 +118,8 @@ class Trainer:
         self.accum = cfg.grad_accum(self.info.world_size)
         self.micro = cfg.micro_batch(self.info.world_size)
         self.total_steps = cfg.total_steps(source.n_ctx)
+        if (warmup := cfg.warmup_warning(self.total_steps)) is not None and self.info.is_main:
+            warnings.warn(warmup, stacklevel=2)
         if cfg.lora is not None:  # LoRA: base frozen, only the adapters train (plm_interp.training.lora)
             from plm_interp.training.lora import LoRAConfig, adapters, apply_lora
             if not adapters(model):
@@ -196,7 +200,8 @@ class Trainer:
         return {"format_version": ckpt.FORMAT_VERSION, "step": self.step, "tokens": self.tokens,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "rng": D.gather_objects(ckpt.capture_rng(), self.info),
-                "data": self._data_position(), "train_config": self.cfg.to_dict()}
+                "data": self._data_position(), "train_config": self.cfg.to_dict(),
+                "torch_threads": torch.get_num_threads()}
 
     # -- the loop --------------------------------------------------------------------------------------------
 
@@ -324,9 +329,18 @@ class Trainer:
         state = found[0] if found else torch.load(Path(directory) / ckpt.STATE, map_location="cpu",
                                                   weights_only=True)
         self._check_compatible(state["data"], directory)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self._check_same_training(state.get("train_config"), directory)
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:  # e.g. a checkpoint of another model size
+            first = str(exc).strip().splitlines()
+            raise ckpt.CheckpointError(
+                f"cannot resume from {directory}: its weights do not fit this model ({' '.join(first[:3])[:400]}); "
+                "resume with the model config the run was trained with, or start in another run directory") \
+                from None
         self.scheduler.load_state_dict(state["scheduler"])
+        self._restore_threads(state.get("torch_threads"), directory)
         rng = state["rng"]
         ckpt.restore_rng(rng[self.info.rank] if len(rng) == self.info.world_size else rng[0])
         self.step, self.tokens = state["step"], state["tokens"]
@@ -336,6 +350,34 @@ class Trainer:
             self._report(f"resumed from {directory} (step {self.step} of {self.total_steps})")
         D.barrier(self.info)
         return self.step
+
+    def _check_same_training(self, saved: dict[str, Any] | None, directory: str) -> None:
+        """Refuse to resume a checkpoint trained with other settings (lr, schedule, betas, ...): the optimizer and
+        scheduler state come from the checkpoint, so the run would silently follow neither the old settings nor
+        the new ones (e.g. config.json removed and the run restarted with another lr). Keys in
+        :data:`~plm_interp.training.config.RUNTIME_KEYS` may differ."""
+        if saved is None:
+            return
+        now = self.cfg.to_dict()
+        diffs = [f"train.{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}" for k in sorted(set(now) | set(saved))
+                 if k not in RUNTIME_KEYS and saved.get(k) != now.get(k)]
+        if diffs:
+            raise ValueError(f"cannot resume from {directory}: it was trained with other settings ({'; '.join(diffs)})"
+                             "; resume with the settings it was trained with, or start in another run directory")
+
+    def _restore_threads(self, saved: int | None, directory: str) -> None:
+        """Resume with the torch thread count the run was trained with (recorded in every checkpoint): CPU
+        matmuls sum in a thread-dependent order, so 1 vs 2 threads differ by ~1e-7 and a resumed run would not
+        be bit-identical. An explicit ``PLM_THREADS`` that disagrees wins, with a note that identity is lost."""
+        if saved is None or self.device.type != "cpu" or saved == torch.get_num_threads():
+            return
+        if os.environ.get("PLM_THREADS"):
+            self._report(f"PLM_THREADS={os.environ['PLM_THREADS']} runs {torch.get_num_threads()} torch thread(s), "
+                         f"{directory} was trained with {saved}: the resumed weights may differ from an "
+                         "uninterrupted run in the last bits")
+            return
+        self._report(f"using {saved} torch thread(s), as {directory} was trained with (bit-identical resume)")
+        torch.set_num_threads(saved)
 
     def _check_compatible(self, saved: dict[str, int], directory: str) -> None:
         now = self._data_position()

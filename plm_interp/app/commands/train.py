@@ -34,8 +34,7 @@ def add_parser(sub) -> None:
 
 
 #: train keys that change how a run is executed or reported, not its result; they may differ on --resume
-RUNTIME_KEYS = {"progress", "tensorboard", "num_workers", "prefetch_factor", "log_every", "eval_every",
-                "ckpt_every", "keep_checkpoints", "device", "compile"}
+from plm_interp.training.config import RUNTIME_KEYS  # noqa: E402  (one list for the CLI and the trainer)
 
 
 def run(args) -> int:
@@ -121,6 +120,8 @@ def _train(cfg: runconfig.RunConfig, resolved: dict, run_dir: Path, resume: bool
         if info.is_main and _check_run_dir(run_dir, resume) != saved:
             raise ConfigError(f"{run_dir / CONFIG_NAME} changed while this command prepared (another train "
                               "wrote it); run the command again")
+        if info.is_main and resume and saved is None:
+            _check_orphan_checkpoint(run_dir, trainer, model)
         if info.is_main:
             atomic_write_json(run_dir / CONFIG_NAME, resolved)
             n_params = sum(p.numel() for p in model.parameters())
@@ -146,6 +147,27 @@ def _train(cfg: runconfig.RunConfig, resolved: dict, run_dir: Path, resume: bool
     distributed.barrier(info)
     distributed.shutdown(info)
     return 0
+
+
+def _check_orphan_checkpoint(run_dir: Path, trainer, model) -> None:
+    """``--resume`` on a run dir with checkpoints but no config.json (removed, or lost before the fix that
+    writes it first): the settings come from this command, so check them against the checkpoint before
+    config.json records them. Otherwise config.json would say one lr while the restored optimizer and schedule
+    follow another, or the weights would not fit the model."""
+    from plm_interp.checkpoint import CheckpointError as ModelFileError
+    from plm_interp.checkpoint import check_state_dict
+    from plm_interp.training import checkpointing as ckpt
+
+    found = ckpt.load_latest(trainer.checkpoint_root, report=lambda message: None)
+    if found is None:
+        return
+    state, directory = found
+    try:
+        trainer._check_same_training(state.get("train_config"), str(directory))
+        check_state_dict(model, state["model"], directory / ckpt.STATE)
+    except (ValueError, ModelFileError) as exc:
+        raise ConfigError(f"--resume on {run_dir}, which has no {CONFIG_NAME}: {exc}. Give the settings the run "
+                          "was trained with (its checkpoint's train_config), or choose another --run-dir") from None
 
 
 def _diverged(exc, run_dir: Path, cfg: runconfig.RunConfig, is_main: bool):
