@@ -42,11 +42,16 @@ def load_file(path: str | Path) -> dict[str, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} not found")
-    text = path.read_text()
     try:
+        text = path.read_bytes().decode("utf-8")
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); restore it, "
+                          "or give the settings with --config / --set") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"config file {path}: {exc}") from exc
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory") from None
     return _sections(data, str(path))
 
 
