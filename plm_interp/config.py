@@ -107,7 +107,7 @@ class PLMConfig:
         self.d_vocab_out = self.d_vocab if self.d_vocab_out is None else self.d_vocab_out
         for name in ("d_head", "d_mlp", "d_vocab_out"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:  # d_mlp=True is no width
                 raise ConfigError(f"config field {name!r} must be a positive integer, got {value!r}")
         if self.rotary_dim is None:
             self.rotary_dim = self.d_head

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from analyses._task import resolve_task
+from analyses.shared.checks import check_positive  # noqa: F401  (re-exported: analyses import it from here)
 from tasks.igsm import Problem
 
 
@@ -19,13 +20,6 @@ def igsm_task(model, task=None):
         raise ValueError(f"the model's vocabulary (d_vocab = {model.cfg.d_vocab}) lacks the task's special tokens "
                          f"{missing}; was it trained on this iGSM task?")
     return task
-
-
-def check_positive(**values: Any) -> None:
-    """Bad sizes fail by name before any work starts."""
-    for name, v in values.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"field {name!r} = {v!r}: must be a positive int")
 
 
 def eval_problems(task, n: int, sets: Iterable[str], seed: int) -> dict[str, list[Problem]]:
