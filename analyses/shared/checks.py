@@ -10,3 +10,11 @@ def check_positive(**values: Any) -> None:
     for name, v in values.items():
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise ValueError(f"field {name!r} = {v!r}: must be a positive int")
+
+
+def check_nonempty(**values: Any) -> None:
+    """A list option that selects nothing (``sets=[]``) is refused by name: the analysis would otherwise save an
+    empty result with exit 0, which reads as "measured, nothing found"."""
+    for name, v in values.items():
+        if v is not None and len(v) == 0:
+            raise ValueError(f"field {name!r} = {v!r}: must name at least one item")

@@ -46,3 +46,13 @@ def test_bad_analysis_input_layers_true_is_refused_by_the_registry():
     model, task = _model()
     with pytest.raises(ValueError, match="layers = True"):
         analyses.run("nt_probe", model, task, layers=True)
+
+
+def test_bad_analysis_input_empty_sets_are_refused():
+    from analyses.shared.igsm_inputs import eval_problems
+
+    class NoTask:
+        def eval_sets(self, *a, **k):
+            pytest.fail("built the sets before checking 'sets'")
+    with pytest.raises(ValueError, match="'sets' = \\[\\]: must name at least one"):
+        eval_problems(NoTask(), 4, [], 0)
