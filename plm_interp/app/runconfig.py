@@ -111,6 +111,9 @@ def resolve(kind: str, layers: dict[str, dict[str, Any]], task=None) -> RunConfi
     model_cfg = _model_config(model_fields, task, train_cfg)
     if train_cfg.init_from is not None:
         init_from.check_compatible(source.cfg, model_cfg, train_cfg.init_from)
+    if model_cfg.attention_dir == "causal" and model_cfg.n_ctx < 2:  # else the first step fails, after config.json
+        raise ConfigError(f"model.n_ctx = {model_cfg.n_ctx}: a next-token loss needs at least 2 positions (each "
+                          "predicts the next); use model.n_ctx >= 2")
     if model_cfg.attention_dir == "bidirectional" and not hasattr(task, "mlm_batches"):
         raise ConfigError(f"model.attention_dir = 'bidirectional': task {kind!r} has no masked-LM stream, and "
                           "next-token loss on a bidirectional model would let it see the token it predicts")

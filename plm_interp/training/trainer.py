@@ -128,6 +128,7 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, self.total_steps, cfg)
         self.step, self.tokens = 0, 0
+        self._window: tuple[Any, int] = (0.0, 0)  # loss sum and micro-batches since the last logged record
         self._stop: stop_signal.StopRequest | None = None  # set while fit() runs with a run_dir
         use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda")
         self._autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if use_bf16 \
@@ -201,13 +202,16 @@ class Trainer:
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "rng": D.gather_objects(ckpt.capture_rng(), self.info),
                 "data": self._data_position(), "train_config": self.cfg.to_dict(),
-                "torch_threads": torch.get_num_threads()}
+                "torch_threads": torch.get_num_threads(),
+                "log_window": D.gather_objects([float(self._window[0]), int(self._window[1])], self.info)}
 
     # -- the loop --------------------------------------------------------------------------------------------
 
     def _loop(self, batches, metrics: MetricsLog, bar) -> float | None:
         cfg, last_loss = self.cfg, None
-        loss_sum, n_micro = torch.zeros((), device=self.device), 0
+        # the losses since the last logged record (restored on resume, so the first record after it averages
+        # the same steps as in an uninterrupted run, not only those since the restart)
+        loss_sum, n_micro = torch.full((), self._window[0], device=self.device), self._window[1]
         grad_norm = None
         # First step whose loss was NaN/Inf, tracked on the device (no sync per step), read at log/ckpt time.
         bad_step = torch.full((), _NO_STEP, dtype=torch.int64, device=self.device)
@@ -254,6 +258,7 @@ class Trainer:
                 n_micro, clock, tokens_at_clock = 0, now, self.tokens
             if self.callbacks and ((cfg.eval_every and self.step % cfg.eval_every == 0) or done):
                 self._evaluate(metrics)
+            self._window = (loss_sum, n_micro)  # what a checkpoint of this step records
             if saving:
                 self._save()
             if not done and self._stop_requested(logging):
@@ -344,6 +349,10 @@ class Trainer:
         rng = state["rng"]
         ckpt.restore_rng(rng[self.info.rank] if len(rng) == self.info.world_size else rng[0])
         self.step, self.tokens = state["step"], state["tokens"]
+        window = state.get("log_window")  # absent in checkpoints written before it existed: start a new window
+        if window:
+            mine = window[self.info.rank] if len(window) == self.info.world_size else window[0]
+            self._window = (float(mine[0]), int(mine[1]))
         if self.info.is_main:
             ckpt.set_aside_newer(self.checkpoint_root, self.step)
             metrics.truncate_after(self.step)

@@ -245,3 +245,26 @@ def test_checkpoint_device_cuda_on_a_cpu_machine_is_named(tmp_path):
     cfg = tiny_model().cfg.replace(device="cuda")
     with pytest.raises(ConfigError, match="config field 'device' = 'cuda' but CUDA is not available"):
         HookedPLM(cfg)
+
+
+def test_model_argument_checks_n_ctx_1_refused_before_config_json(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    argv = [a if a != "model.n_ctx=16" else "model.n_ctx=1" for a in BASE]
+    assert main(["train", "count_test", *argv, "--run-dir", str(run_dir)]) == 2
+    assert "model.n_ctx = 1" in capsys.readouterr().err
+    assert not run_dir.exists()
+
+
+def test_resume_identity_first_metrics_record_after_resume_averages_the_same_steps(tmp_path):
+    """A stop between log steps (SIGTERM, or a checkpoint that is not a log step) used to restart the loss average:
+    the first record after the resume averaged only the steps since the restart."""
+    from plm_interp.training import read_metrics
+
+    cfg = dict(max_steps=8, log_every=4, ckpt_every=2, keep_checkpoints=5)
+    Trainer(tiny_model(), source(), small_config(**cfg), tmp_path / "a").fit()
+    Trainer(tiny_model(), source(), small_config(**cfg), tmp_path / "b").fit()
+    shutil.rmtree(tmp_path / "b" / "checkpoints" / "step_00000008")  # killed after step 6's checkpoint
+    Trainer(tiny_model(), source(), small_config(**cfg), tmp_path / "b").fit(resume=True)
+    straight, resumed = read_metrics(tmp_path / "a"), read_metrics(tmp_path / "b")
+    assert [r["step"] for r in resumed] == [4, 8]
+    assert resumed[1]["loss"] == straight[1]["loss"]  # steps 5..8, not 7..8
