@@ -15,6 +15,7 @@ from pathlib import Path
 
 from plm_interp.app import runconfig
 from plm_interp.config import ConfigError
+from plm_interp.training.config import RUNTIME_KEYS  # keys that may differ on --resume (shared with the trainer)
 
 CONFIG_NAME = "config.json"
 
@@ -31,10 +32,6 @@ def add_parser(sub) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --run-dir from its newest valid checkpoint (or start it)")
     p.set_defaults(func=run)
-
-
-#: train keys that change how a run is executed or reported, not its result; they may differ on --resume
-from plm_interp.training.config import RUNTIME_KEYS  # noqa: E402  (one list for the CLI and the trainer)
 
 
 def run(args) -> int:
