@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from analyses._task import resolve_task
 from analyses.registry import register
 from analyses.result import AnalysisResult, headline
+from analyses.shared.checks import check_positive
 
 
 @dataclass
@@ -101,17 +102,22 @@ def generation(
     from tasks.cfg import BOS, EOS, entropy_bits, kl_to_truth, next_token_logprobs, parse
 
     task = resolve_task(model, task, kind="cfg")
-    if n < 1 or kl_strings < 1:
+    if isinstance(n, int) and isinstance(kl_strings, int) and (n < 1 or kl_strings < 1):
         raise ValueError(f"n = {n} and kl_strings = {kl_strings} must be >= 1")
+    check_positive(n=n, kl_strings=kl_strings, cut=cut, batch_size=batch_size)
+    # cut-k: prefixes of fresh valid strings longer than the cut; drawn first, so that a cut no string reaches is
+    # refused before any generation (it used to drop the cut-k figure without a word)
+    fresh = task.sample(4 * n, seed=seed + 1)
+    long = (fresh.lengths > cut).nonzero()[:, 0][:n]
+    if not len(long):
+        raise ValueError(f"field 'cut' = {cut}: none of {4 * n} fresh strings of the grammar is longer than {cut} "
+                         f"tokens (the longest has {int(fresh.lengths.max())}); use a cut below that")
     model.eval()
     bar = tqdm(total=3, desc="generation", disable=not progress, leave=False)
     # cut0
     cut0 = _generate(model, torch.full((n, 1), BOS), temperature, top_k, EOS, batch_size, seed)
     accepted0 = task.accepts(cut0).numpy()
     bar.update(1)
-    # cut-k: prefixes of fresh valid strings longer than the cut
-    fresh = task.sample(4 * n, seed=seed + 1)
-    long = (fresh.lengths > cut).nonzero()[:, 0][:n]
     accuracy = {"cut0": float(accepted0.mean())}
     n_by_cut = {"cut0": n}
     if len(long):

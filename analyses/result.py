@@ -1,7 +1,8 @@
 """The result object every analysis returns: numbers first, then views of them.
 
 Subclasses define ``rows()`` (the table, one dict per row) and ``plot()``; ``to_dict()``, ``table()`` and
-``save(dir)`` come for free. ``save`` writes ``result.json``, ``table.md`` and ``plot.png`` atomically.
+``save(dir)`` come for free. ``save`` writes ``table.md``, ``plot.png`` and last ``result.json`` (the done-marker),
+each atomically.
 
 Headline figures. A single accuracy means little on its own: the paper puts every probe figure beside the
 majority guess and the same probe on a random-init model (Part 2.1 Fig. 7), and a figure from a few hundred
@@ -195,13 +196,19 @@ class AnalysisResult(abc.ABC):
         return f"{type(self).__name__}\n{self.table()}"
 
     def save(self, directory: str | Path) -> Path:
-        """Write ``result.json``, ``table.md`` and ``plot.png`` into ``directory``; returns it."""
+        """Write ``table.md``, ``plot.png`` and, last, ``result.json`` into ``directory``; returns it.
+
+        ``result.json`` is the done-marker (the experiment runner skips an analysis that has one), so it is
+        written after every other artefact: a kill, a full disk or a plotting error part-way leaves no marker
+        and the analysis is redone, never skipped with its plot missing. Everything is computed before the
+        first write, each file is written atomically."""
         import matplotlib
 
         matplotlib.use("Agg", force=False)
 
         directory = Path(directory)
-        atomic_write_json(directory / "result.json", self.to_dict())
-        atomic_write_bytes(directory / "table.md", (self.table() + "\n").encode())
+        record, table = self.to_dict(), self.table() + "\n"
+        atomic_write_bytes(directory / "table.md", table.encode())
         atomic_write_png(directory / "plot.png", self.plot(), dpi=110)
+        atomic_write_json(directory / "result.json", record)  # the done-marker: last
         return directory

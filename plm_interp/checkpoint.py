@@ -49,6 +49,10 @@ def load_model(directory: str | Path, device: str | None = None):
     """
     device = "cpu" if device is None else device
     from plm_interp.model import HookedPLM
+    from plm_interp.training.config import check_device_available
+
+    if str(device).startswith(("cuda", "mps")):  # before reading anything
+        check_device_available(str(device), "load_model field 'device'")
 
     directory = Path(directory)
     config_path, weights_path = directory / CONFIG, directory / WEIGHTS
@@ -56,10 +60,14 @@ def load_model(directory: str | Path, device: str | None = None):
         if not path.is_file():
             raise CheckpointError(f"{path}: file not found")
     try:
-        meta = json.loads(config_path.read_text())
+        meta = json.loads(config_path.read_bytes().decode("utf-8"))
         cfg_dict = meta["config"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (ValueError, KeyError, TypeError) as exc:  # ValueError: bad JSON or bytes that are not UTF-8
         raise CheckpointError(f"{config_path}: not a plm-interp config ({exc})") from exc
+    version = meta.get("format_version", FORMAT_VERSION)  # absent: written by hand, judged by its fields
+    if version != FORMAT_VERSION:
+        raise CheckpointError(f"{config_path}: format_version = {version!r}, but this plm-interp reads format "
+                              f"{FORMAT_VERSION}; load it with the plm-interp version that wrote it")
     cfg_dict = {**cfg_dict, "device": device} if isinstance(cfg_dict, dict) else cfg_dict
     try:
         cfg = PLMConfig.from_dict(cfg_dict, source=str(config_path))
@@ -95,3 +103,7 @@ def check_state_dict(model: torch.nn.Module, state: dict[str, torch.Tensor], sou
         if tuple(tensor.shape) != tuple(own[key].shape):
             raise CheckpointError(f"{source}: key {key!r} has shape {tuple(tensor.shape)}, "
                                   f"the config needs {tuple(own[key].shape)}")
+        if own[key].is_floating_point() and not tensor.is_floating_point():
+            # load_state_dict would cast int64 weights to float without a word: a model of rounded weights
+            raise CheckpointError(f"{source}: key {key!r} holds {tensor.dtype} values, but the model's weights are "
+                                  f"{own[key].dtype}; these are not float weights (re-save the model with save_model)")

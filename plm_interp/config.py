@@ -39,6 +39,9 @@ class ConfigError(ValueError):
     """A config field has a value the model cannot be built with; the message names the field."""
 
 
+#: the largest LayerNorm ``eps`` accepted (see :class:`PLMConfig`); typical values are 1e-5 .. 1e-6
+MAX_LN_EPS = 1e-2
+
 @dataclass
 class PLMConfig:
     """Architecture of a :class:`~plm_interp.model.HookedPLM` (field names follow TransformerLens).
@@ -104,7 +107,7 @@ class PLMConfig:
         self.d_vocab_out = self.d_vocab if self.d_vocab_out is None else self.d_vocab_out
         for name in ("d_head", "d_mlp", "d_vocab_out"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:  # d_mlp=True is no width
                 raise ConfigError(f"config field {name!r} must be a positive integer, got {value!r}")
         if self.rotary_dim is None:
             self.rotary_dim = self.d_head
@@ -114,6 +117,11 @@ class PLMConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ConfigError(f"config field {name!r} must be a finite number > 0, got {value!r}")
+        if self.eps > MAX_LN_EPS:  # LayerNorm divides by sqrt(var + eps): a large eps flattens every activation
+            raise ConfigError(f"config field 'eps' = {self.eps!r} must be <= {MAX_LN_EPS:g}: LayerNorm divides by "
+                              f"sqrt(variance + eps), and the residual's variance is about initializer_range^2 = "
+                              f"{self.initializer_range ** 2:.2g}, so a larger eps scales every activation towards 0 "
+                              "(typical 1e-5)")
         _schemes()[self.positional].validate(self)  # the fields only the chosen scheme reads
 
     @property

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from analyses._task import resolve_task
+from analyses.shared.checks import check_nonempty
+from analyses.shared.checks import check_positive  # noqa: F401  (re-exported: analyses import it from here)
 from tasks.igsm import Problem
 
 
@@ -21,16 +23,10 @@ def igsm_task(model, task=None):
     return task
 
 
-def check_positive(**values: Any) -> None:
-    """Bad sizes fail by name before any work starts."""
-    for name, v in values.items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ValueError(f"field {name!r} = {v!r}: must be a positive int")
-
-
 def eval_problems(task, n: int, sets: Iterable[str], seed: int) -> dict[str, list[Problem]]:
     """The named held-out sets (``"in"`` = op <= op_max, ``"reask"``, ``"op=k"``) from ``task.eval_sets``."""
     sets = list(sets)
+    check_nonempty(sets=sets)
     all_sets = task.eval_sets(n, seed=seed)
     alias = {"in": f"op<={task.config.op_max}"}
     out = {}

@@ -41,12 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     from plm_interp.training.checkpointing import CheckpointError
     from plm_interp.training.lock import RunDirLocked
     from plm_interp.training.stop_signal import TrainingStopped
+    from plm_interp.training.trainer import NonFiniteLossError
 
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, CheckpointError, ModelFileError, RunDirLocked) as exc:
-        # bad input, unreadable checkpoints and a run dir in use are the user's to fix: one line, no traceback
+    except (ValueError, TypeError, FileNotFoundError, CheckpointError, ModelFileError, RunDirLocked,
+            NonFiniteLossError) as exc:
+        # bad input, unreadable checkpoints, a run dir in use and a diverged run are the user's to fix: one line, no traceback
         print(f"plm-interp {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except TrainingStopped as exc:  # SIGTERM / SIGINT: the checkpoint is written, the exit code says which signal

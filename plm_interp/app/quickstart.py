@@ -73,14 +73,22 @@ def run(args) -> int:
     if args.probe_max_iter is not None and args.probe_max_iter < 1:
         raise ValueError(f"--probe-max-iter {args.probe_max_iter} must be >= 1 (omit it to fit to convergence)")
     reference = _reference_name(args)
+    cores = core_budget()
+    # built (so --steps, --batch-size, --lr are checked) before _claim_run_dir writes quickstart.json: a refused
+    # command must leave nothing that makes its corrected form "already holds a run"
+    try:
+        train_cfg = TrainConfig(batch_size=args.batch_size, max_steps=args.steps, lr=args.lr, warmup_steps=100,
+                                schedule="linear", min_lr_ratio=0.1, seed=args.seed,
+                                num_workers=cores.workers, progress=not args.no_progress, log_every=50,
+                                ckpt_every=max(100, args.steps // 3)).validate()
+    except ValueError as exc:  # name the flag the user typed beside the config key
+        flags = {"train.max_steps": "--steps", "train.batch_size": "--batch-size", "train.lr": "--lr"}
+        raise ValueError(f"{exc} (" + ", ".join(f"{k} is {f}" for k, f in flags.items() if k in str(exc)) + ")") \
+            from None
     run_dir = Path(args.run_dir or f"runs/quickstart-{time.strftime('%Y%m%d-%H%M%S')}")
     _claim_run_dir(run_dir, args)
-    cores = core_budget()
     torch.set_num_threads(cores.threads)
     print(f"quickstart: {cores.reason}", flush=True)
-    train_cfg = TrainConfig(batch_size=args.batch_size, max_steps=args.steps, lr=args.lr, warmup_steps=100,
-                            schedule="linear", min_lr_ratio=0.1, seed=args.seed, num_workers=cores.workers,
-                            progress=not args.no_progress, log_every=50, ckpt_every=max(100, args.steps // 3))
     torch.manual_seed(args.seed)
     progress = not args.no_progress
     timings = {}

@@ -42,11 +42,16 @@ def load_file(path: str | Path) -> dict[str, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} not found")
-    text = path.read_text()
     try:
+        text = path.read_bytes().decode("utf-8")
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); restore it, "
+                          "or give the settings with --config / --set") from None
     except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"config file {path}: {exc}") from exc
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a directory") from None
     return _sections(data, str(path))
 
 
@@ -106,6 +111,9 @@ def resolve(kind: str, layers: dict[str, dict[str, Any]], task=None) -> RunConfi
     model_cfg = _model_config(model_fields, task, train_cfg)
     if train_cfg.init_from is not None:
         init_from.check_compatible(source.cfg, model_cfg, train_cfg.init_from)
+    if model_cfg.attention_dir == "causal" and model_cfg.n_ctx < 2:  # else the first step fails, after config.json
+        raise ConfigError(f"model.n_ctx = {model_cfg.n_ctx}: a next-token loss needs at least 2 positions (each "
+                          "predicts the next); use model.n_ctx >= 2")
     if model_cfg.attention_dir == "bidirectional" and not hasattr(task, "mlm_batches"):
         raise ConfigError(f"model.attention_dir = 'bidirectional': task {kind!r} has no masked-LM stream, and "
                           "next-token loss on a bidirectional model would let it see the token it predicts")

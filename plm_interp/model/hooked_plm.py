@@ -57,6 +57,9 @@ class HookedPLM(Surface, WeightViews, TextMixin, ProcessWeights, HookedRootModul
         self.ln_final = LayerNorm(cfg)
         self.unembed = Unembed(cfg)
         self.init_weights()
+        if str(cfg.device).startswith(("cuda", "mps")):  # a named error, not torch's AssertionError
+            from plm_interp.training.config import check_device_available
+            check_device_available(str(cfg.device), "config field 'device'")
         self.to(cfg.device)
         self.setup()
         self.eval()
@@ -117,6 +120,8 @@ class HookedPLM(Surface, WeightViews, TextMixin, ProcessWeights, HookedRootModul
         """
         if return_type not in RETURN_TYPES:
             raise ValueError(f"return_type must be one of {list(RETURN_TYPES)}, got {return_type!r}")
+        self._check_layer_arg("stop_at_layer", stop_at_layer, -self.cfg.n_layers)
+        self._check_layer_arg("start_at_layer", start_at_layer, 0)
         if shortformer_pos_embed is not None:
             raise ValueError("shortformer_pos_embed does not apply: no HookedPLM scheme is 'shortformer'")
         if start_at_layer is None:
@@ -152,6 +157,18 @@ class HookedPLM(Surface, WeightViews, TextMixin, ProcessWeights, HookedRootModul
         if offset + length > self.cfg.n_ctx:
             raise ValueError(f"sequence of {offset + length} tokens is longer than n_ctx = {self.cfg.n_ctx}")
         return torch.arange(offset, offset + length, device=self.W_E.device)
+
+    def _check_layer_arg(self, name: str, value: int | None, lowest: int) -> None:
+        """``value`` is None or an int in ``[lowest, n_layers]`` (negative counts from the end, as in
+        TransformerLens): ``stop_at_layer=-99`` would slice away every block and return the embeddings."""
+        n = self.cfg.n_layers
+        if value is None:
+            return
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise TypeError(f"{name} = {value!r} must be an int layer index (or None)")
+        if not lowest <= value <= n:
+            raise ValueError(f"{name} = {value} is outside [{lowest}, {n}] for this {n}-layer model"
+                             + (f" (negative values count from the end, down to -{n})" if lowest < 0 else ""))
 
     def _checked_resid(self, resid: torch.Tensor, layer: int) -> torch.Tensor:
         if not 0 <= layer <= self.cfg.n_layers:

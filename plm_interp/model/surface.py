@@ -23,6 +23,10 @@ class Surface:
             flat = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), targets.reshape(-1),
                                    ignore_index=-100, reduction="none" if per_token else "mean")
             return flat.view(targets.shape) if per_token else flat
+        if tokens.shape[-1] < 2:  # nothing to predict: the mean over zero positions is NaN, without a word
+            raise ValueError(f"return_type='loss' needs at least 2 tokens per row (each position predicts the next); "
+                             f"got tokens of shape {tuple(tokens.shape)} (a model with n_ctx = 1 cannot have a "
+                             "next-token loss)")
         return lm_loss(logits, tokens, loss_mask, per_token=per_token)
 
     def run_with_cache(self, *model_args, return_cache_object: bool = True, remove_batch_dim: bool = False,
@@ -78,6 +82,12 @@ def lm_loss(
         return losses if loss_mask is None else losses * loss_mask[:, 1:].to(losses.dtype)
     if loss_mask is None:
         return F.cross_entropy(pred, target)
+    if loss_mask.device.type == "cpu" and not bool(loss_mask[:, 1:].any()):  # free to check on CPU
+        raise ValueError(f"loss_mask selects no predicted token (loss_mask[:, 1:] of shape "
+                         f"{tuple(loss_mask[:, 1:].shape)} is all False): the mean loss over no tokens is undefined; "
+                         "pass a mask with at least one True after position 0, or no mask")
     per_token = F.cross_entropy(pred, target, reduction="none")
     mask = loss_mask[:, 1:].reshape(-1).to(per_token.dtype)
-    return (per_token * mask).sum() / mask.sum().clamp_min(1.0)
+    # an empty mask on an accelerator gives NaN (0 / 0), which the trainer stops on by name, not 0.0 that trains
+    # on nothing: checking it there would cost a device sync every step
+    return (per_token * mask).sum() / mask.sum()

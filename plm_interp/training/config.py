@@ -16,6 +16,11 @@ from typing import Any
 from plm_interp.config import ConfigError
 
 SCHEDULES = ("cosine", "linear", "constant")
+#: train keys that change how a run is executed or reported, not its result; they may differ on resume
+RUNTIME_KEYS = frozenset({"progress", "tensorboard", "num_workers", "prefetch_factor", "log_every", "eval_every",
+                          "ckpt_every", "keep_checkpoints", "device", "compile"})
+#: the largest ``lr`` / ``adam_eps`` accepted (see the checks in :meth:`TrainConfig.__post_init__`)
+MAX_LR, MAX_ADAM_EPS = 1.0, 1.0
 PRECISIONS = ("auto", "fp32", "bf16")
 #: Parameter groups that ``decay_params`` may name; see :func:`plm_interp.training.optim.param_group_of`.
 PARAM_GROUPS = ("matrix", "embedding", "bias", "norm")
@@ -79,11 +84,20 @@ class TrainConfig:
             _require(name, getattr(self, name), lambda v: v >= 0, "must be >= 0")
         if self.max_steps is None and self.max_tokens is None:
             raise ConfigError("train.max_steps / train.max_tokens: give a budget (at least one of them)")
-        _require("lr", self.lr, lambda v: 0 < v < math.inf, "must be > 0")
+        # Ranges a run can learn in, not only types: lr = 1e300 overflows inside Adam, adam_eps = 1e30 divides
+        # every update to nothing, lr * weight_decay >= 1 zeroes or flips the weights each step; all exit 0.
+        _require("lr", self.lr, lambda v: 0 < v <= MAX_LR, f"must be > 0 and <= {MAX_LR:g} (AdamW steps move each "
+                 "weight by about lr; typical values are 1e-4 .. 3e-3)")
         _require("betas", self.betas, lambda v: len(v) == 2 and all(0 <= b < 1 for b in v),
                  "must be two numbers in [0, 1)")
-        _require("adam_eps", self.adam_eps, lambda v: v > 0, "must be > 0")
-        _require("weight_decay", self.weight_decay, lambda v: v >= 0, "must be >= 0")
+        _require("adam_eps", self.adam_eps, lambda v: 0 < v < MAX_ADAM_EPS,
+                 f"must be > 0 and < {MAX_ADAM_EPS:g} (it is added to the gradient's RMS, which is far below 1: a "
+                 "larger eps shrinks every update towards nothing; typical 1e-8)")
+        _require("weight_decay", self.weight_decay, lambda v: 0 <= v < math.inf, "must be a finite number >= 0")
+        if self.lr * self.weight_decay >= 1:
+            raise ConfigError(f"train.lr * train.weight_decay = {self.lr:g} * {self.weight_decay:g} >= 1: AdamW "
+                              "multiplies every weight by 1 - lr * weight_decay each step, which zeroes or flips "
+                              "it; lower train.weight_decay")
         _require("min_lr_ratio", self.min_lr_ratio, lambda v: 0 <= v <= 1, "must be in [0, 1]")
         _require("grad_clip", self.grad_clip, lambda v: v >= 0, "must be >= 0")
         _choice("schedule", self.schedule, SCHEDULES)
@@ -97,6 +111,17 @@ class TrainConfig:
             raise ConfigError(f"train.micro_batch_size = {self.micro_batch_size} must divide "
                               f"train.batch_size = {self.batch_size}")
         _check_device_name(self.device)
+
+    def warmup_warning(self, total_steps: int) -> str | None:
+        """A message when ``warmup_steps`` exceeds the run's ``total_steps``: the learning rate then never
+        reaches ``lr`` (only ``total_steps / warmup_steps`` of it), which a typo in either number causes; None
+        otherwise. A warning, not a refusal: a short test run of a long recipe does this on purpose."""
+        if self.warmup_steps <= total_steps:
+            return None
+        peak = total_steps / self.warmup_steps
+        return (f"train.warmup_steps = {self.warmup_steps} is more than the run's {total_steps} steps: the learning "
+                f"rate only reaches {100 * peak:.2g}% of train.lr = {self.lr:g} ({peak * self.lr:.3g}); set "
+                f"train.warmup_steps <= {total_steps} to train at the lr asked for")
 
     def validate(self) -> "TrainConfig":
         """Check what depends on this machine rather than on the values: the device exists, bf16 works there.
@@ -151,38 +176,39 @@ class TrainConfig:
 
 # -- device checks ------------------------------------------------------------------------------------------
 
-def _check_device_name(device: str) -> None:
+def _check_device_name(device: str, field: str = "train.device") -> None:
     import torch
 
     if device == "auto":
         return
     try:
         kind = torch.device(device).type
-    except (RuntimeError, ValueError):
+    except (RuntimeError, ValueError, TypeError):
         kind = None
     if kind not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"train.device = {device!r} is not a device; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+        raise ConfigError(f"{field} = {device!r} is not a device; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
 
 
-def check_device_available(device: str) -> None:
-    """Raise :class:`ConfigError` if ``device`` (as ``train.device`` spells it) does not exist on this machine."""
+def check_device_available(device: str, field: str = "train.device") -> None:
+    """Raise :class:`ConfigError` if ``device`` does not exist on this machine, naming it as ``field`` (the
+    trainer's ``train.device``, a model's ``config field 'device'``, ``load_model``'s ``device``)."""
     import torch
 
-    _check_device_name(device)
+    _check_device_name(str(device), field)
     if device == "auto" or device == "cpu":
         return
     parsed = torch.device(device)
     if parsed.type == "cuda":
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if count == 0:
-            raise ConfigError(f"train.device = {device!r} but CUDA is not available on this machine (torch "
-                              f"{torch.__version__}, built for CUDA {torch.version.cuda}); use train.device = "
-                              "'cpu' or 'auto'")
+            raise ConfigError(f"{field} = {device!r} but CUDA is not available on this machine (torch "
+                              f"{torch.__version__}, built for CUDA {torch.version.cuda}); use {field} = "
+                              "'cpu'" + (" or 'auto'" if field == "train.device" else ""))
         if parsed.index is not None and parsed.index >= count:
-            raise ConfigError(f"train.device = {device!r} but this machine has {count} CUDA device(s) "
+            raise ConfigError(f"{field} = {device!r} but this machine has {count} CUDA device(s) "
                               f"(cuda:0 .. cuda:{count - 1})")
     elif parsed.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"train.device = {device!r} but MPS is not available on this machine; use 'cpu' or 'auto'")
+        raise ConfigError(f"{field} = {device!r} but MPS is not available on this machine; use 'cpu'")
 
 
 def _cuda_bf16() -> bool:

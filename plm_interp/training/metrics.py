@@ -17,17 +17,31 @@ METRICS = "metrics.jsonl"
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """All complete records of a metrics file (a cut-off last line is skipped)."""
+    """All complete records of a metrics file (a cut-off last line, the trace of a kill, is skipped).
+
+    A damaged complete line (not UTF-8, not a JSON object) raises ``ValueError`` naming the file and the line:
+    skipping it would drop records without a word, and a resume rewrites the file from what is read here."""
     path = Path(path)
     if path.is_dir():
         path = path / METRICS
     records = []
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
+    if not path.is_file():
+        return records
+    lines = path.read_bytes().split(b"\n")
+    for number, raw in enumerate(lines, 1):
+        last = number == len(lines)  # no newline after it: cut off by a kill mid-write
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw.decode("utf-8"))
+            if not isinstance(record, dict):
+                raise ValueError(f"a JSON {type(record).__name__}, not an object")
+        except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+            if last:
                 continue
+            raise ValueError(f"{path} line {number} is not a metrics record ({exc}); fix or delete that line, or "
+                             "move the file away") from None
+        records.append(record)
     return records
 
 

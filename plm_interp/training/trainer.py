@@ -25,8 +25,10 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -39,7 +41,7 @@ from plm_interp.training import checkpointing as ckpt
 from plm_interp.training import distributed as D
 from plm_interp.training import lock as run_lock
 from plm_interp.training import stop_signal
-from plm_interp.training.config import TrainConfig
+from plm_interp.training.config import RUNTIME_KEYS, TrainConfig
 from plm_interp.training.data import ShardedStream, make_loader
 from plm_interp.training.metrics import MetricsLog
 from plm_interp.training.optim import build_optimizer, build_scheduler
@@ -56,7 +58,14 @@ def lm_loss_fn(model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor
 
 
 class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or Inf; the message names the first such step and the last good checkpoint."""
+    """The training loss became NaN or Inf; the message names the first such step and the last good checkpoint.
+
+    ``step`` is that first step and ``last_good`` the newest complete checkpoint directory (None when none was
+    saved), so a caller (the CLI) can say which command continues: see ``plm_interp.app.commands.train``."""
+
+    def __init__(self, message: str, step: int | None = None, last_good: Path | None = None):
+        super().__init__(message)
+        self.step, self.last_good = step, last_good
 
 
 #: "no non-finite loss seen yet" in the step tracker (a min-reduction over ranks keeps the earliest step)
@@ -109,6 +118,8 @@ class Trainer:
         self.accum = cfg.grad_accum(self.info.world_size)
         self.micro = cfg.micro_batch(self.info.world_size)
         self.total_steps = cfg.total_steps(source.n_ctx)
+        if (warmup := cfg.warmup_warning(self.total_steps)) is not None and self.info.is_main:
+            warnings.warn(warmup, stacklevel=2)
         if cfg.lora is not None:  # LoRA: base frozen, only the adapters train (plm_interp.training.lora)
             from plm_interp.training.lora import LoRAConfig, adapters, apply_lora
             if not adapters(model):
@@ -117,6 +128,7 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg)
         self.scheduler = build_scheduler(self.optimizer, self.total_steps, cfg)
         self.step, self.tokens = 0, 0
+        self._window: tuple[Any, int] = (0.0, 0)  # loss sum and micro-batches since the last logged record
         self._stop: stop_signal.StopRequest | None = None  # set while fit() runs with a run_dir
         use_bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and self.device.type == "cuda")
         self._autocast = (lambda: torch.autocast(self.device.type, dtype=torch.bfloat16)) if use_bf16 \
@@ -189,13 +201,17 @@ class Trainer:
         return {"format_version": ckpt.FORMAT_VERSION, "step": self.step, "tokens": self.tokens,
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "rng": D.gather_objects(ckpt.capture_rng(), self.info),
-                "data": self._data_position(), "train_config": self.cfg.to_dict()}
+                "data": self._data_position(), "train_config": self.cfg.to_dict(),
+                "torch_threads": torch.get_num_threads(),
+                "log_window": D.gather_objects([float(self._window[0]), int(self._window[1])], self.info)}
 
     # -- the loop --------------------------------------------------------------------------------------------
 
     def _loop(self, batches, metrics: MetricsLog, bar) -> float | None:
         cfg, last_loss = self.cfg, None
-        loss_sum, n_micro = torch.zeros((), device=self.device), 0
+        # the losses since the last logged record (restored on resume, so the first record after it averages
+        # the same steps as in an uninterrupted run, not only those since the restart)
+        loss_sum, n_micro = torch.full((), self._window[0], device=self.device), self._window[1]
         grad_norm = None
         # First step whose loss was NaN/Inf, tracked on the device (no sync per step), read at log/ckpt time.
         bad_step = torch.full((), _NO_STEP, dtype=torch.int64, device=self.device)
@@ -242,6 +258,7 @@ class Trainer:
                 n_micro, clock, tokens_at_clock = 0, now, self.tokens
             if self.callbacks and ((cfg.eval_every and self.step % cfg.eval_every == 0) or done):
                 self._evaluate(metrics)
+            self._window = (loss_sum, n_micro)  # what a checkpoint of this step records
             if saving:
                 self._save()
             if not done and self._stop_requested(logging):
@@ -278,7 +295,7 @@ class Trainer:
         raise NonFiniteLossError(
             f"training stopped: the loss became NaN or Inf at step {first} (noticed at step {self.step}); nothing "
             f"after it was saved, {where}. Lower train.lr, raise train.warmup_steps, or check the data and the "
-            "model config (e.g. rotary_base, dtype)")
+            "model config (e.g. rotary_base, dtype)", step=first, last_good=last_good)
 
     def _evaluate(self, metrics: MetricsLog) -> None:
         if self.info.is_main:
@@ -317,18 +334,59 @@ class Trainer:
         state = found[0] if found else torch.load(Path(directory) / ckpt.STATE, map_location="cpu",
                                                   weights_only=True)
         self._check_compatible(state["data"], directory)
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self._check_same_training(state.get("train_config"), directory)
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+        except (RuntimeError, ValueError, KeyError) as exc:  # e.g. a checkpoint of another model size
+            first = str(exc).strip().splitlines()
+            raise ckpt.CheckpointError(
+                f"cannot resume from {directory}: its weights do not fit this model ({' '.join(first[:3])[:400]}); "
+                "resume with the model config the run was trained with, or start in another run directory") \
+                from None
         self.scheduler.load_state_dict(state["scheduler"])
+        self._restore_threads(state.get("torch_threads"), directory)
         rng = state["rng"]
         ckpt.restore_rng(rng[self.info.rank] if len(rng) == self.info.world_size else rng[0])
         self.step, self.tokens = state["step"], state["tokens"]
+        window = state.get("log_window")  # absent in checkpoints written before it existed: start a new window
+        if window:
+            mine = window[self.info.rank] if len(window) == self.info.world_size else window[0]
+            self._window = (float(mine[0]), int(mine[1]))
         if self.info.is_main:
             ckpt.set_aside_newer(self.checkpoint_root, self.step)
             metrics.truncate_after(self.step)
             self._report(f"resumed from {directory} (step {self.step} of {self.total_steps})")
         D.barrier(self.info)
         return self.step
+
+    def _check_same_training(self, saved: dict[str, Any] | None, directory: str) -> None:
+        """Refuse to resume a checkpoint trained with other settings (lr, schedule, betas, ...): the optimizer and
+        scheduler state come from the checkpoint, so the run would silently follow neither the old settings nor
+        the new ones (e.g. config.json removed and the run restarted with another lr). Keys in
+        :data:`~plm_interp.training.config.RUNTIME_KEYS` may differ."""
+        if saved is None:
+            return
+        now = self.cfg.to_dict()
+        diffs = [f"train.{k}: checkpoint {saved.get(k)!r}, now {now.get(k)!r}" for k in sorted(set(now) | set(saved))
+                 if k not in RUNTIME_KEYS and saved.get(k) != now.get(k)]
+        if diffs:
+            raise ValueError(f"cannot resume from {directory}: it was trained with other settings ({'; '.join(diffs)})"
+                             "; resume with the settings it was trained with, or start in another run directory")
+
+    def _restore_threads(self, saved: int | None, directory: str) -> None:
+        """Resume with the torch thread count the run was trained with (recorded in every checkpoint): CPU
+        matmuls sum in a thread-dependent order, so 1 vs 2 threads differ by ~1e-7 and a resumed run would not
+        be bit-identical. An explicit ``PLM_THREADS`` that disagrees wins, with a note that identity is lost."""
+        if saved is None or self.device.type != "cpu" or saved == torch.get_num_threads():
+            return
+        if os.environ.get("PLM_THREADS"):
+            self._report(f"PLM_THREADS={os.environ['PLM_THREADS']} runs {torch.get_num_threads()} torch thread(s), "
+                         f"{directory} was trained with {saved}: the resumed weights may differ from an "
+                         "uninterrupted run in the last bits")
+            return
+        self._report(f"using {saved} torch thread(s), as {directory} was trained with (bit-identical resume)")
+        torch.set_num_threads(saved)
 
     def _check_compatible(self, saved: dict[str, int], directory: str) -> None:
         now = self._data_position()

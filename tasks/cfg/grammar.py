@@ -257,12 +257,20 @@ def load(path: str | Path, allow_unreachable: bool | None = None) -> Grammar:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"grammar file {str(path)!r} does not exist")
+    if not path.is_file():
+        raise GrammarError(f"grammar file {str(path)!r} is a directory, not a grammar file; give a built-in name "
+                           f"{list(BUILTINS)} or a grammar file")
+    try:
+        text = path.read_bytes().decode("utf-8")
+        if path.suffix == ".json":
+            d = json.loads(text)
+    except ValueError as exc:  # not UTF-8, or not JSON
+        raise GrammarError(f"grammar file {str(path)!r} does not read ({exc})") from None
     if path.suffix == ".json":
-        d = json.loads(path.read_text())
         return from_authors_json(d, name=d.get("name") or path.stem, allow_unreachable=allow_unreachable)
     from tasks.cfg.textformat import parse_text
 
-    return parse_text(path.read_text(), default_name=path.stem)
+    return parse_text(text, default_name=path.stem)
 
 
 @lru_cache(maxsize=None)
@@ -283,6 +291,8 @@ def resolve(grammar: "str | Grammar | dict") -> Grammar:
     if isinstance(grammar, dict):
         return Grammar.from_dict(grammar)
     if isinstance(grammar, (str, Path)):
+        if not str(grammar).strip():  # Path("") is the current directory
+            raise GrammarError(f"grammar {str(grammar)!r} is empty; give a built-in name {list(BUILTINS)} or a file")
         if str(grammar) in BUILTINS:
             return load_builtin(str(grammar))
         if Path(grammar).exists():

@@ -19,12 +19,12 @@ from tasks.igsm.config import IGSMConfig
 from tasks.igsm.dependency import DepGraph, Formula, evaluate
 from tasks.igsm.generator import Problem, bucket_of
 from tasks.igsm.hierarchy import load_hierarchy
-from tasks.igsm.solution import build_solution
+from tasks.igsm.solution import LETTERS, OutOfLetters, build_solution
 from tasks.igsm.structure import ABSTRACT, INSTANCE, Param, Structure
 
 _HEAD = "The number of each "
 _QUESTION = re.compile(r"How many (.+) does (.+) have\?")
-_CONST = re.compile(r"(\d+) (more than|times as much as) (.+)")
+_CONST = re.compile(r"([0-9]+) (more than|times as much as) (.+)")  # ASCII digits only (\d takes any script's)
 
 
 class ReadError(ValueError):
@@ -67,14 +67,25 @@ def _split_ref(ref: str, where: str) -> tuple[str, str]:
     return cuts[0]
 
 
-def _rhs(rhs: str, where: str):
+def _constant(digits: str, where: str, modulus: int) -> int:
+    """A constant of the text: ASCII digits below the modulus (the generator writes every number reduced).
+
+    A larger one (10^30) would be reduced silently, so the problem read would not be the problem written."""
+    if len(digits) > len(str(modulus)) or int(digits) >= modulus:
+        raise ReadError(f"{where}: constant {digits[:40]!r}{'...' if len(digits) > 40 else ''} is not below the "
+                        f"modulus {modulus}; iGSM numbers are written reduced (0 .. {modulus - 1})")
+    return int(digits)
+
+
+def _rhs(rhs: str, where: str, modulus: int = 23):
     """-> (const, const_op, combine, [(X, Y)])"""
-    if re.fullmatch(r"\d+", rhs):
-        return int(rhs), None, "sum", []
+    if re.fullmatch(r"[0-9]+", rhs):
+        return _constant(rhs, where, modulus), None, "sum", []
     const = op = None
     m = _CONST.fullmatch(rhs)
     if m:
-        const, op, rhs = int(m.group(1)), ("add" if m.group(2) == "more than" else "mul"), m.group(3)
+        const, op, rhs = (_constant(m.group(1), where, modulus), ("add" if m.group(2) == "more than" else "mul"),
+                          m.group(3))
     combine, lead = "sum", None
     for lead_text, kind in (("the difference of ", "diff"), ("the sum of ", "sum")):
         if rhs.startswith(lead_text):
@@ -137,7 +148,7 @@ def read(problem_text: str, solution_text: str | None = None, *, modulus: int = 
             raise ReadError(f"{where}: expected 'The number of each <X>'s <Y> equals <expression>.'")
         head, rhs = s[len(_HEAD) - 5: -1].split(" equals ", 1)
         heads.append(_split_ref(head, where))
-        rhss.append(_rhs(rhs, where))
+        rhss.append(_rhs(rhs, where, modulus))
         wheres.append(where)
     config = IGSMConfig(modulus=modulus, fmt=fmt, split="all", template_hash=template_hash)
     return _build(heads, rhss, wheres, (m.group(2), m.group(1)), config, solution_text)
@@ -209,7 +220,12 @@ def _build(heads, rhss, wheres, question, config, solution_text) -> Problem:
 
 
 def _problem(g: DepGraph, sentence_order, config) -> Problem:
-    steps = build_solution(g, random.Random(0))
+    try:
+        steps = build_solution(g, random.Random(0))
+    except OutOfLetters:
+        raise ReadError(f"the question needs {len(g.order)} parameters, and their solution more than "
+                        f"{len(LETTERS)} letters (one per step and temporary): no iGSM solution can be written for "
+                        "this problem") from None
     return Problem(g, steps, list(sentence_order), config.fmt, bucket_of(steps, g, config), config)
 
 
@@ -228,18 +244,26 @@ def _follow(p: Problem, solution_text: str, sentence_order, config) -> Problem:
 
 
 def _solve_order(query: Param, formulas, abstract) -> list[Param]:
-    """The query's ancestors, each after its parents (depth first, in formula order), query last."""
+    """The query's ancestors, each after its parents (depth first, in formula order), query last.
+
+    An explicit stack, not recursion: a chain of a few thousand sentences must not hit Python's recursion
+    limit (a RecursionError is no message about the text)."""
+    def deps(a: Param):
+        return formulas[a].parents if a[0] == INSTANCE else abstract[a]
+
     out: list[Param] = []
-    seen: set[Param] = set()
-
-    def visit(a: Param) -> None:
-        seen.add(a)
-        for x in (formulas[a].parents if a[0] == INSTANCE else abstract[a]):
+    seen: set[Param] = {query}
+    stack = [(query, iter(deps(query)))]
+    while stack:
+        a, pending = stack[-1]
+        for x in pending:
             if x not in seen:
-                visit(x)
-        out.append(a)
-
-    visit(query)
+                seen.add(x)
+                stack.append((x, iter(deps(x))))
+                break
+        else:
+            stack.pop()
+            out.append(a)
     return out
 
 

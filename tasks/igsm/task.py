@@ -9,6 +9,7 @@ problems longer than a window are skipped. The loss covers the solution, ``<ANS>
 from __future__ import annotations
 
 import random
+import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -28,6 +29,8 @@ _V1_FIELDS = frozenset({"op_max", "ip_max", "op", "modulus", "fmt", "shuffle", "
                         "train_buckets", "max_parents", "letters", "letter_order"})
 #: how many problems the construction-time feasibility check draws before refusing an ``n_ctx``
 FEASIBILITY_DRAWS = 256
+#: problems drawn to measure the share that fits a window: refused below MIN_FIT, warned below WARN_FIT
+FIT_SAMPLE, MIN_FIT, WARN_FIT = 64, 0.1, 0.9
 N_CTX = {"med": 768, "hard": 1024, "small": 256, "tiny": 192}
 #: OOD eval ops per preset (the paper: med 20..23, hard 28..32)
 OOD_OPS = {"med": (20, 21, 22, 23), "hard": (28, 29, 30, 31, 32), "small": (5, 6), "tiny": (4, 5)}
@@ -170,15 +173,39 @@ class IGSMTask(Task):
         except RuntimeError as e:
             raise ValueError(f"IGSMTask fields 'op_max'/'op' = {c.target_op_max!r} with 'ip_max' = {c.ip_max!r}: "
                              f"the generator cannot realise this op ({e})") from None
-        rng, shortest = random.Random("igsm-fit"), None
-        for _ in range(FEASIBILITY_DRAWS):
+        rng = random.Random("igsm-fit")
+        lengths = [len(self.draw(rng).ids) for _ in range(FIT_SAMPLE)]
+        fitting = sum(n <= n_ctx for n in lengths)
+        if fitting:
+            self._check_fraction(n_ctx, fitting, sorted(lengths))
+            self._fits.add(n_ctx)
+            return
+        shortest = min(lengths)
+        for _ in range(FEASIBILITY_DRAWS - FIT_SAMPLE):
             n = len(self.draw(rng).ids)
-            shortest = n if shortest is None else min(shortest, n)
+            shortest = min(shortest, n)
             if n <= n_ctx:
-                self._fits.add(n_ctx)
-                return
-        raise ValueError(f"IGSMTask field 'n_ctx' = {n_ctx!r}: none of {FEASIBILITY_DRAWS} drawn problems fits "
-                         f"(shortest {shortest} tokens); use n_ctx >= {shortest} or smaller op_max/ip_max")
+                break
+        raise ValueError(f"IGSMTask field 'n_ctx' = {n_ctx!r}: "
+                         + (f"none of {FEASIBILITY_DRAWS} drawn problems fits" if shortest > n_ctx else
+                            f"none of the first {FIT_SAMPLE} drawn problems fits, and almost none of the others")
+                         + f" (shortest {shortest} tokens); use n_ctx >= {max(lengths)} or smaller op_max/ip_max")
+
+    def _check_fraction(self, n_ctx: int, fitting: int, lengths: list[int]) -> None:
+        """Problems longer than a window are skipped, and the long ones are the ones with many operations: with
+        few fitting, the model would train on an easy slice of the task without a word. Refuse below
+        ``MIN_FIT`` of the drawn problems, warn below ``WARN_FIT``, with the numbers and the n_ctx that fits."""
+        share = fitting / len(lengths)
+        if share >= WARN_FIT:
+            return
+        enough = lengths[min(len(lengths) - 1, int(WARN_FIT * len(lengths)))]
+        text = (f"IGSMTask field 'n_ctx' = {n_ctx!r}: only {fitting} of {len(lengths)} drawn problems "
+                f"({100 * share:.0f}%) fit (lengths {lengths[0]} .. {lengths[-1]} tokens, median "
+                f"{lengths[len(lengths) // 2]}); the others are skipped, so training would see mostly the shortest "
+                f"(fewest-operation) problems. Use n_ctx >= {enough} ({100 * WARN_FIT:.0f}% fit) or smaller op_max/ip_max")
+        if share < MIN_FIT:
+            raise ValueError(text)
+        warnings.warn(text, stacklevel=3)
 
     def presets(self) -> dict[str, dict[str, Any]]:
         """``paper``: the paper's GPT2-rot 12/12/768 run; ``small``: a CPU-sized run for the small preset.

@@ -78,3 +78,15 @@ def test_issue20_6_non_integer_child_index_refused(child):
     # before: 0.7 became child 0 and True became 1
     with pytest.raises(GrammarError, match=r"child .* integer indices"):
         from_authors_json(_authors([[child, 1]]))
+
+
+def test_issue35_bad_grammar_names_are_refused_by_name(tmp_path):
+    """``task.grammar=""`` or a directory gave IsADirectoryError tracebacks; a non-UTF-8 file a UnicodeDecodeError."""
+    from tasks.cfg.grammar import GrammarError, resolve
+
+    for bad, words in (("", "is empty"), (str(tmp_path), "is a directory")):
+        with pytest.raises(GrammarError, match=words):
+            resolve(bad)
+    (tmp_path / "g.txt").write_bytes(b"\xff\xfe S -> a")
+    with pytest.raises(GrammarError, match="g.txt.*does not read"):
+        resolve(str(tmp_path / "g.txt"))

@@ -40,7 +40,7 @@ if sys.argv[2] == "raise":
     raise SystemExit("boom")
 if sys.argv[2] == "sigkill":
     os.kill(os.getpid(), signal.SIGKILL)
-time.sleep(60)
+time.sleep(3600)  # killed by the test; long so a busy machine cannot outlast it
 """
 
 

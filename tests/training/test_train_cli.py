@@ -150,17 +150,15 @@ def test_issue20_1_second_train_on_a_locked_run_dir_writes_nothing(tmp_path, cap
     """Two ``plm-interp train`` on one --run-dir: the second is refused before it writes config.json."""
     import subprocess
     import sys
-    import time
 
     run_dir = tmp_path / "race"
+    # the holder sleeps far longer than the test can take on a busy machine; it is killed below
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom plm_interp.training.lock import acquire\n"
-                               f"acquire({str(run_dir)!r}); print('held', flush=True); time.sleep(60)"],
+                               f"acquire({str(run_dir)!r}); print('held', flush=True); time.sleep(3600)"],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        start = time.time()
-        assert main(["train", "count_test", *BASE, "--run-dir", str(run_dir)]) == 2
-        assert time.time() - start < 30
+        assert main(["train", "count_test", *BASE, "--run-dir", str(run_dir)]) == 2  # refused, not waiting
         err = capsys.readouterr().err
         assert "in use by another writer" in err and str(holder.pid) in err
         assert {p.name for p in run_dir.iterdir()} == {".lock"}       # no config.json, no metrics, no checkpoints

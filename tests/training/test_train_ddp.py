@@ -23,7 +23,8 @@ def _torchrun(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            str(HELPER), str(run_dir), "--steps", "8", "--batch", "8", "--source", "seq", *extra]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+    # only a hang guard, scaled far beyond the run's seconds so a busy machine does not fail it (issue 35)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=3600)
 
 
 def _one_process_losses(run_dir: Path) -> list[float]:

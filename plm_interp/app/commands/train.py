@@ -15,6 +15,7 @@ from pathlib import Path
 
 from plm_interp.app import runconfig
 from plm_interp.config import ConfigError
+from plm_interp.training.config import RUNTIME_KEYS  # keys that may differ on --resume (shared with the trainer)
 
 CONFIG_NAME = "config.json"
 
@@ -33,27 +34,47 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-#: train keys that change how a run is executed or reported, not its result; they may differ on --resume
-RUNTIME_KEYS = {"progress", "tensorboard", "num_workers", "prefetch_factor", "log_every", "eval_every",
-                "ckpt_every", "keep_checkpoints", "device", "compile"}
-
-
 def run(args) -> int:
     run_dir = _run_dir(args)
-    saved_path = run_dir / CONFIG_NAME
-    saved = runconfig.load_file(saved_path) if saved_path.is_file() else None
-    if saved is not None and not args.resume:
-        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it, or another --run-dir")
-    if saved is None and run_dir.exists() and not run_dir.is_dir():
-        raise ConfigError(f"--run-dir {run_dir} is a file, not a directory")
-    if saved is None and run_dir.is_dir() and any(p.name != ".lock" for p in run_dir.iterdir()) and not args.resume:
-        raise ConfigError(f"--run-dir {run_dir} exists and is not empty")
+    saved = _check_run_dir(run_dir, args.resume)  # early, cheap refusals; repeated under the lock in _train
     # On resume the saved config is the base; what the command line gives must agree with it.
     cfg = resolve_args(args, saved)
     resolved = json.loads(json.dumps(cfg.to_dict()))  # as it will read back from config.json
     if saved is not None:
-        _check_same(saved, resolved, saved_path)
-    return _train(cfg, resolved, run_dir, args.resume)
+        _check_same(saved, resolved, run_dir / CONFIG_NAME)
+    return _train(cfg, resolved, run_dir, args.resume, saved)
+
+
+def _check_run_dir(run_dir: Path, resume: bool) -> dict | None:
+    """The saved config of ``run_dir`` (None for a fresh run), or :class:`ConfigError` when this command may not
+    write there. Run twice: before any work (a quick refusal) and again holding the run-dir lock, because
+    another ``train`` may have created the run in between; only the second answer decides."""
+    saved_path = run_dir / CONFIG_NAME
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ConfigError(f"--run-dir {run_dir} is a file, not a directory; choose another --run-dir")
+    saved = runconfig.load_file(saved_path) if saved_path.is_file() else None
+    if saved is not None and not resume:
+        raise ConfigError(f"{run_dir} already holds a run; pass --resume to continue it, or another --run-dir")
+    if saved is None and run_dir.is_dir() and any(p.name != ".lock" for p in run_dir.iterdir()) and not resume:
+        raise ConfigError(f"--run-dir {run_dir} exists and is not empty; choose another --run-dir")
+    for name in ("checkpoints", "final"):  # found only at the first save otherwise, after the training
+        if (run_dir / name).exists() and not (run_dir / name).is_dir():
+            raise ConfigError(f"{run_dir / name} is a file, but the run writes a directory there; move the file "
+                              "away or choose another --run-dir")
+    return saved
+
+
+def _lock_run_dir(run_dir: Path):
+    """Take ``run_dir``'s lock, turning an unwritable place into a message naming it."""
+    from plm_interp.training import lock
+
+    try:
+        return lock.acquire(run_dir)
+    except lock.RunDirLocked:
+        raise
+    except OSError as exc:  # read-only file system, no permission, a path component that is a file
+        raise ConfigError(f"--run-dir {run_dir}: cannot create or lock it ({exc.strerror or exc}); choose a "
+                          "writable --run-dir") from None
 
 
 def resolve_args(args, saved: dict | None = None) -> runconfig.RunConfig:
@@ -66,13 +87,13 @@ def resolve_args(args, saved: dict | None = None) -> runconfig.RunConfig:
     return runconfig.resolve(args.task, layers, task=task if not preset_layer["task"] else None)
 
 
-def _train(cfg: runconfig.RunConfig, resolved: dict, run_dir: Path, resume: bool) -> int:
+def _train(cfg: runconfig.RunConfig, resolved: dict, run_dir: Path, resume: bool, saved: dict | None = None) -> int:
     from plm_interp.checkpoint import save_model
     from plm_interp.io import atomic_write_json
     from plm_interp.model import HookedPLM
     from plm_interp.training import distributed, lock
     from plm_interp.training.data import TaskSource
-    from plm_interp.training.trainer import Trainer
+    from plm_interp.training.trainer import NonFiniteLossError, Trainer
 
     # Everything that can fail on the settings fails here, before config.json: the device, building the model,
     # the trainer, one batch of the task's data; so a corrected command is a fresh start, with or without --resume.
@@ -89,9 +110,15 @@ def _train(cfg: runconfig.RunConfig, resolved: dict, run_dir: Path, resume: bool
     source = TaskSource(cfg.task, cfg.model.n_ctx, masked=cfg.model.attention_dir == "bidirectional")
     trainer = Trainer(model, source, cfg.train, run_dir, dist_info=info)
     _first_batch(source, trainer.micro, cfg.train.seed)
-    # one writer per run directory: held from before config.json is written (the trainer re-enters it)
-    held = lock.acquire(run_dir) if info.is_main else None
+    # One writer per run directory: the lock is held from the run-dir check to the end (the trainer re-enters
+    # it), so of two fresh trains started at once the second finds the first's config.json and is refused.
+    held = _lock_run_dir(run_dir) if info.is_main else None
     try:
+        if info.is_main and _check_run_dir(run_dir, resume) != saved:
+            raise ConfigError(f"{run_dir / CONFIG_NAME} changed while this command prepared (another train "
+                              "wrote it); run the command again")
+        if info.is_main and resume and saved is None:
+            _check_orphan_checkpoint(run_dir, trainer, model)
         if info.is_main:
             atomic_write_json(run_dir / CONFIG_NAME, resolved)
             n_params = sum(p.numel() for p in model.parameters())
@@ -99,7 +126,10 @@ def _train(cfg: runconfig.RunConfig, resolved: dict, run_dir: Path, resume: bool
                   f"{cfg.train.batch_size}×{cfg.model.n_ctx} tokens, {info.world_size} process(es), "
                   f"{trainer.device})", file=sys.stderr)
         with _threads(trainer.device, info.is_main):
-            result = trainer.fit(resume=resume)
+            try:
+                result = trainer.fit(resume=resume)
+            except NonFiniteLossError as exc:
+                raise _diverged(exc, run_dir, cfg, info.is_main) from None
         if info.is_main:
             if cfg.train.lora is not None:  # adapters beside the run; final/ holds the merged, plain model
                 from plm_interp.training import lora
@@ -114,6 +144,64 @@ def _train(cfg: runconfig.RunConfig, resolved: dict, run_dir: Path, resume: bool
     distributed.barrier(info)
     distributed.shutdown(info)
     return 0
+
+
+def _check_orphan_checkpoint(run_dir: Path, trainer, model) -> None:
+    """``--resume`` on a run dir with checkpoints but no config.json (removed, or lost before the fix that
+    writes it first): the settings come from this command, so check them against the checkpoint before
+    config.json records them. Otherwise config.json would say one lr while the restored optimizer and schedule
+    follow another, or the weights would not fit the model."""
+    from plm_interp.checkpoint import CheckpointError as ModelFileError
+    from plm_interp.checkpoint import check_state_dict
+    from plm_interp.training import checkpointing as ckpt
+
+    found = ckpt.load_latest(trainer.checkpoint_root, report=lambda message: None)
+    if found is None:
+        return
+    state, directory = found
+    try:
+        trainer._check_same_training(state.get("train_config"), str(directory))
+        check_state_dict(model, state["model"], directory / ckpt.STATE)
+    except (ValueError, ModelFileError) as exc:
+        raise ConfigError(f"--resume on {run_dir}, which has no {CONFIG_NAME}: {exc}. Give the settings the run "
+                          "was trained with (its checkpoint's train_config), or choose another --run-dir") from None
+
+
+def _diverged(exc, run_dir: Path, cfg: runconfig.RunConfig, is_main: bool):
+    """The NonFiniteLossError to show, with advice that works from where the run directory now stands.
+
+    A resumed run must train with its saved settings (``_check_same``), so "resume with a lower lr" is refused.
+    With no checkpoint saved nothing is worth keeping: the run's files are removed, and the same command with a
+    lower lr starts afresh in the same ``--run-dir``. With one, the run is kept for inspection and the lower lr
+    goes to a new ``--run-dir``."""
+    from plm_interp.training.trainer import NonFiniteLossError
+
+    lower = f"--set train.lr={cfg.train.lr / 10:g}"
+    if exc.last_good is None:
+        if is_main:
+            _forget_run(run_dir)
+        advice = (f"Nothing was kept (no checkpoint had been saved, and {run_dir} was cleared): run the same "
+                  f"command again with a lower learning rate, e.g. {lower} (train.lr was {cfg.train.lr:g}), or more "
+                  "train.warmup_steps")
+    else:
+        advice = (f"{run_dir} is kept as it is (a resumed run must keep its settings, so --resume cannot lower "
+                  f"the learning rate): run the command again with another --run-dir and a lower learning rate, "
+                  f"e.g. {lower} (train.lr was {cfg.train.lr:g}), or more train.warmup_steps")
+    message = str(exc).split(". Lower train.lr")[0]
+    return NonFiniteLossError(f"{message}. {advice}; if that does not help, check the data and the model config "
+                              "(e.g. rotary_base, dtype)", step=exc.step, last_good=exc.last_good)
+
+
+def _forget_run(run_dir: Path) -> None:
+    """Remove what a run that saved no checkpoint wrote (config.json, metrics, TensorBoard, incomplete
+    checkpoints), so that the directory no longer holds a run; the lock file stays until it is released."""
+    import shutil
+
+    for name in (CONFIG_NAME, "metrics.jsonl"):
+        with contextlib.suppress(FileNotFoundError):
+            (run_dir / name).unlink()
+    for name in ("tensorboard", "checkpoints"):
+        shutil.rmtree(run_dir / name, ignore_errors=True)
 
 
 @contextlib.contextmanager
