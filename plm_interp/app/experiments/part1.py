@@ -52,7 +52,7 @@ part1_schemes = Experiment(
         Analysis("generation", "generation", cpu={"n": 128, "cut": 20, "kl_strings": 64}, arms=DECODERS),
         # cpu: the default fit (STOP, at most 500 L-BFGS iterations): a 100-iteration budget was tried and is
         # budget-limited on the deeper levels (demo-rot NT3 / NT4 91.5 / 94.7 at 100 against 97.3 / 99.9 at 500).
-        # paper: the paper's probe saw fresh strings at every step (batch 60 x 30k steps), and the default 2^16
+        # paper: the paper's probe saw fresh strings at every step (batch 60 x 30k steps, unverified), and the default 2^16
         # tokens' worth of cfg3f's long strings (~200) leaves the full probe below its random-init control (cfg3b-rot
         # NT2: 99.3% on its 243 training strings, 50.2% held out, control 56.3; docs/analyses.md). On a GPU the
         # fit is cheap, so it gets 4,096 strings (demo-rot NT2: 99.0 held out against 95.4 with 1,024; ~1.5M cfg3f
