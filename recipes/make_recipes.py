@@ -30,7 +30,8 @@ EXEC = {
     "igsm-hard": {"micro_batch_size": 16, "num_workers": 4, "log_every": 100, "ckpt_every": 1000},
 }
 #: Part 2.2 retry data (mode, p, mask_retry): the paper's p = 0.5 "retry" data, its p = 0.1 / 0.5 "retry_weak",
-#: ours "retry_miss", a smaller p, and masking the loss on the retracted sentence (the paper: unnecessary).
+#: retry_miss (2.2 §6: a parameter the problem names, not yet in the solution), a smaller p, and masking the
+#: loss on the retracted sentence (the paper: unnecessary). Every mode uses the paper's rule (task.retry_rule default).
 RETRY = [("perfect", 0.5, False), ("perfect", 0.1, False), ("perfect", 0.5, True),
          ("weak", 0.1, False), ("weak", 0.5, False), ("miss", 0.5, False)]
 #: Part 2.1 depth vs width (§6): the paper's headline pair, 20 layers x 576 wide vs 4 layers x 1920 wide

@@ -85,6 +85,7 @@ def test_part2_recipe_has_the_paper_setup(path):
         mode, p = path.stem.split("_retry_")[1].split("_")[:2]
         assert (spec["retry"], spec["retry_p"]) == (mode, float("0." + p[2:]))
         assert spec["mask_retry"] == path.stem.endswith("_masked")
+        assert spec["retry_rule"] == "paper"  # Part 2.2 §4 / §6: the wrong parameter as the paper chooses it
     else:
         assert spec["retry"] is None
 
