@@ -44,8 +44,10 @@ echo "[igsm-small] model: $RUNS/3_tiny_solution/final"
 #    probability 0.5 (again with 0.5^2, ...), "Define <a parameter that cannot be computed yet> as [BACK].", the
 #    wrong name left out of the loss (task.mask_retry). Predicting [BACK] after "Define A as" makes the model
 #    compute whether A is ready; unmasked, it also learned to write wrong names (docs/part2_analyses.md)
+#    task.retry_rule=v1: the wrong-parameter rule this model was trained on (tasks/igsm/retry.py; it may repeat a
+#    retracted name); the default is now the paper's rule.
 stage 4_retry --set train.init_from="$RUNS/3_tiny_solution/final" --set task.loss_on=solution \
-  --set task.letter_order=sequential --set task.retry=perfect --set task.retry_p=0.5 --set task.mask_retry=true \
+  --set task.letter_order=sequential --set task.retry=perfect --set task.retry_rule=v1 --set task.retry_p=0.5 --set task.mask_retry=true \
   --set train.max_steps=1500 --set train.lr=1e-3 --set train.warmup_steps=50 --set train.schedule=cosine \
   --set train.ckpt_every=500
 echo "[igsm-small] retry model: $RUNS/4_retry/final"

@@ -73,13 +73,19 @@ def test_part2_recipe_has_the_paper_setup(path):
     _gpt2_small(cfg.model, "rot")
     assert cfg.model.n_ctx == {"med": 768, "hard": 1024}[preset]
     t = cfg.train
-    assert (t.batch_size, t.max_steps, t.lr, t.weight_decay, t.schedule) == (512, 100_000, 2e-3, 0.05, "cosine")
+    # Part 2.1 App. F.1 (restated in Part 2.2 App. D.1): AdamW lr 0.002, betas (0.9, 0.98), cosine decay down to
+    # 0.01x of the peak; iGSM-med batch 512 x 100k steps, wd 0.05; iGSM-hard batch 256 x 200k steps, wd 0.03.
+    batch, steps, wd = {"med": (512, 100_000, 0.05), "hard": (256, 200_000, 0.03)}[preset]
+    assert (t.batch_size, t.max_steps, t.lr, t.betas, t.weight_decay, t.schedule, t.min_lr_ratio) == \
+        (batch, steps, 2e-3, (0.9, 0.98), wd, "cosine", 0.01)
+    assert batch * steps == 51_200_000  # both presets see the same number of sequences
     for world in (1, 2, 4, 8):
-        assert t.grad_accum(world) * t.micro_batch(world) * world == 512
+        assert t.grad_accum(world) * t.micro_batch(world) * world == batch
     if path.parent.name == "part2_2":
         mode, p = path.stem.split("_retry_")[1].split("_")[:2]
         assert (spec["retry"], spec["retry_p"]) == (mode, float("0." + p[2:]))
         assert spec["mask_retry"] == path.stem.endswith("_masked")
+        assert spec["retry_rule"] == "paper"  # Part 2.2 §4 / §6: the wrong parameter as the paper chooses it
     else:
         assert spec["retry"] is None
 

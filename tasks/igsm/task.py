@@ -4,7 +4,9 @@ Training sequences are ``<BOS> problem question <SOL> solution <ANS> answer <EOS
 packed whole into windows of ``n_ctx`` tokens (768 med / 1024 hard / 256 small) and padded with ``<PAD>``;
 problems longer than a window are skipped. The loss covers the solution, ``<ANS>``, the answer and ``<EOS>``
 (``loss_on="solution"``) or every token (``"all"``). With ``retry`` set, solutions carry retracted
-"Define X as [BACK]." sentences (Part 2.2; see :mod:`tasks.igsm.retry`).
+"Define X as [BACK]." sentences (Part 2.2; see :mod:`tasks.igsm.retry`), the wrong parameter chosen by the
+paper's rule (``retry_rule="paper"``) or by this library's first one (``"v1"``, what ``igsm-small-retry`` was
+trained on).
 """
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from jaxtyping import Bool, Int
 from tasks.base import Batch, Task
 from tasks.igsm.config import PRESETS, IGSMConfig
 from tasks.igsm.generator import Problem, generate, reask
-from tasks.igsm.retry import RETRY_MODES, with_retries
+from tasks.igsm.retry import RETRY_MODES, RETRY_RULES, with_retries
 from tasks.igsm.sequence import LOSS_ON, Encoded, encode
 from tasks.igsm.solution import Step
 from tasks.igsm.tokenizer import Tokenizer, get_tokenizer
@@ -89,13 +91,16 @@ class IGSMTask(Task):
     kind = "igsm"
 
     def __init__(self, preset: str = "med", *, n_ctx: int | None = None, retry: str | None = None,
-                 retry_p: float = 0.5, loss_on: str = "solution", mask_retry: bool = False, **config: Any):
+                 retry_p: float = 0.5, loss_on: str = "solution", mask_retry: bool = False,
+                 retry_rule: str = "paper", **config: Any):
         if preset not in PRESETS:
             raise ValueError(f"IGSMTask field 'preset' = {preset!r}: must be one of {sorted(PRESETS)}")
         if retry is not None and retry not in RETRY_MODES:
             raise ValueError(f"IGSMTask field 'retry' = {retry!r}: must be None or one of {RETRY_MODES}")
         if not isinstance(retry_p, (int, float)) or not 0 <= retry_p < 1:
             raise ValueError(f"IGSMTask field 'retry_p' = {retry_p!r}: must be in [0, 1)")
+        if retry_rule not in RETRY_RULES:
+            raise ValueError(f"IGSMTask field 'retry_rule' = {retry_rule!r}: must be one of {RETRY_RULES}")
         if loss_on not in LOSS_ON:
             raise ValueError(f"IGSMTask field 'loss_on' = {loss_on!r}: must be one of {LOSS_ON}")
         unknown = sorted(set(config) - set(IGSMConfig.__dataclass_fields__))
@@ -108,6 +113,7 @@ class IGSMTask(Task):
         if not isinstance(self.n_ctx, int) or self.n_ctx < 32:
             raise ValueError(f"IGSMTask field 'n_ctx' = {n_ctx!r}: must be an int >= 32")
         self.retry, self.retry_p, self.loss_on, self.mask_retry = retry, float(retry_p), loss_on, mask_retry
+        self.retry_rule = retry_rule if retry is not None else "paper"  # meaningless without retry data
         self.tokenizer: Tokenizer = get_tokenizer(self.config.modulus, self.config.names)
         self._fits: set[int] = set()
         self._check_feasible(self.n_ctx)
@@ -120,16 +126,20 @@ class IGSMTask(Task):
 
     def spec(self) -> dict[str, Any]:
         """JSON-able description kept in the model config: preset, task options and the full generator config."""
-        return {"kind": "igsm", "preset": self.preset, "n_ctx": self.n_ctx, "retry": self.retry,
-                "retry_p": self.retry_p, "loss_on": self.loss_on, "mask_retry": self.mask_retry,
-                "config": self.config.to_dict()}
+        out = {"kind": "igsm", "preset": self.preset, "n_ctx": self.n_ctx, "retry": self.retry,
+               "retry_p": self.retry_p, "loss_on": self.loss_on, "mask_retry": self.mask_retry,
+               "config": self.config.to_dict()}
+        if self.retry is not None:  # which parameters the retracted sentences name (tasks.igsm.retry)
+            out["retry_rule"] = self.retry_rule
+        return out
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> "IGSMTask":
         """Rebuild from :meth:`spec`. Generator fields may be given partially, under ``config`` or flat
         (``{"preset": "small", "op_max": 3}``); the ones not given keep the preset's values. A full nested ``config``
         without ``names`` predates that field and keeps the names and generator its model was trained on
-        (``names="parseable"``, ``generator="v1"``)."""
+        (``names="parseable"``, ``generator="v1"``). A full spec with retry data and no ``retry_rule`` predates that
+        field: its model was trained on the first retry rule (``retry_rule="v1"``, :mod:`tasks.igsm.retry`)."""
         s = dict(spec)
         if s.pop("kind", "igsm") != "igsm":
             raise ValueError(f"IGSMTask.from_spec field 'kind' = {spec.get('kind')!r}: must be 'igsm'")
@@ -137,6 +147,8 @@ class IGSMTask(Task):
         if preset not in PRESETS:
             raise ValueError(f"IGSMTask field 'preset' = {preset!r}: must be one of {sorted(PRESETS)}")
         config = dict(s.pop("config", None) or {})
+        if s.get("retry") is not None and "retry_rule" not in s and _V1_FIELDS <= set(config):
+            s["retry_rule"] = "v1"  # written by spec() before the paper's rule existed
         if "names" not in config and _V1_FIELDS <= set(config):
             # a full config written before these fields existed: its model's names and generator
             config.setdefault("names", "parseable")
@@ -210,12 +222,20 @@ class IGSMTask(Task):
     def presets(self) -> dict[str, dict[str, Any]]:
         """``paper``: the paper's GPT2-rot 12/12/768 run; ``small``: a CPU-sized run for the small preset.
 
+        ``paper`` follows Part 2.1 App. F.1 (restated in Part 2.2 App. D.1): AdamW lr 0.002, β = (0.9, 0.98), cosine
+        decay down to 0.01x of the peak lr; iGSM-med batch 512 x 100k steps, weight decay 0.05; iGSM-hard batch 256 x
+        200k steps, weight decay 0.03 (the same number of sequences). The ``hard`` values apply to the ``hard`` preset,
+        the ``med`` values to every other. Ours, not the paper's: 1,000 warm-up steps and bf16 autocast on CUDA (the
+        paper trains in fp16 mixed precision; ``train.precision`` is left at ``auto``).
+
         In ``[model]`` / ``[train]`` keys (``TrainConfig``'s own); AdamW on fresh data is what the trainer always does.
         """
+        budget = ({"batch_size": 256, "max_steps": 200_000, "weight_decay": 0.03} if self.preset == "hard" else
+                  {"batch_size": 512, "max_steps": 100_000, "weight_decay": 0.05})
         paper = {"model": {"n_layers": 12, "n_heads": 12, "d_model": 768, "positional": "rot",
                            "n_ctx": self.n_ctx, "d_vocab": self.d_vocab},
-                 "train": {"lr": 2e-3, "weight_decay": 0.05, "batch_size": 512,
-                           "max_steps": 100_000, "schedule": "cosine", "warmup_steps": 1000}}
+                 "train": {"lr": 2e-3, "betas": [0.9, 0.98], **budget, "schedule": "cosine",
+                           "min_lr_ratio": 0.01, "warmup_steps": 1000}}
         small = {"model": {"n_layers": 4, "n_heads": 4, "d_model": 128, "positional": "rot",
                            "n_ctx": min(self.n_ctx, 256), "d_vocab": self.d_vocab},
                  "train": {"lr": 2e-3, "weight_decay": 0.05, "batch_size": 32,
@@ -226,7 +246,7 @@ class IGSMTask(Task):
     def draw(self, rng: random.Random, config: IGSMConfig | None = None) -> Sample:
         """One fresh sample (with retry sentences when the task has ``retry``)."""
         p = generate(config or self.config, rng)
-        steps = with_retries(p, rng, self.retry_p, self.retry) if self.retry else p.steps
+        steps = with_retries(p, rng, self.retry_p, self.retry, self.retry_rule) if self.retry else p.steps
         return Sample(p, steps, encode(p, self.tokenizer, steps, self.loss_on, self.mask_retry))
 
     def _batch(self, rng: random.Random, batch_size: int, n_ctx: int) -> Batch:

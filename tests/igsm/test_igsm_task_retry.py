@@ -172,3 +172,67 @@ def test_specs_written_before_the_generator_field_reproduce_the_first_release_dr
         texts = [s.text for s in t.sample(40, seed=5).samples] + [p.text for p in t.eval_sets(n=10)["reask"]]
         assert hashlib.sha256("\n".join(texts).encode()).hexdigest()[:16] == digest
         assert int(next(t.batches(4, seed=2)).tokens.sum()) == token_sum
+
+
+def _mentioned_before(steps, i):
+    """Parameters named in the solution before position i (computed or retracted)."""
+    return {s.param for s in steps[:i]}
+
+
+def test_paper_rule_perfect_names_a_parameter_not_yet_mentioned_and_not_computable():
+    """Part 2.2 §4 (PAPERS.md "Retry data"): the wrong parameter cannot be computed next and is not yet mentioned in
+    the solution, so it is neither computed nor already retracted; checked on generated data, repeats included."""
+    rng = random.Random(1)
+    n_back = repeats_v1 = 0
+    for _ in range(60):
+        p = generate(PRESETS["med"], rng)
+        steps = with_retries(p, rng, 0.5, "perfect")
+        for i, s in enumerate(steps):
+            if s.back:
+                known = {x.param for x in steps[:i] if not x.back}
+                assert s.param not in _mentioned_before(steps, i)
+                assert not set(p.graph.parents(s.param)) <= known
+                n_back += 1
+        old = with_retries(p, random.Random(7), 0.5, "perfect", rule="v1")
+        repeats_v1 += sum(s.back and s.param in _mentioned_before(old, i) for i, s in enumerate(old))
+    assert n_back > 40
+    assert repeats_v1 > 0  # the first rule, kept for the models trained on it, does repeat names
+
+
+def test_paper_rule_miss_names_a_parameter_from_the_problem_statement():
+    """Part 2.2 §6 (PAPERS.md "Retry data"): retry_miss names a parameter that appears in the problem statement and
+    not yet in the solution; the text check reads the names from the rendered problem."""
+    from tasks.igsm.retry import stated_params
+    from tasks.igsm.text import param_ref
+
+    rng = random.Random(2)
+    n_back = abstract_v1 = 0
+    for _ in range(60):
+        p = generate(PRESETS["med"], rng)
+        steps = with_retries(p, rng, 0.5, "miss")
+        stated = stated_params(p)
+        for i, s in enumerate(steps):
+            if s.back:
+                named = param_ref(p.structure, s.param) in p.problem_text  # as a stated sentence writes it
+                assert s.param in stated and (named or s.param == p.query)  # or as the question asks it
+                assert s.param not in _mentioned_before(steps, i)
+                nxt = next(x for x in steps[i:] if not x.back)
+                assert s.param != nxt.param
+                n_back += 1
+        old = with_retries(p, random.Random(7), 0.5, "miss", rule="v1")
+        abstract_v1 += sum(s.back and s.param not in stated for s in old)
+    assert n_back > 40 and abstract_v1 > 0  # v1 also drew parameters the problem never names
+
+
+def test_retry_rule_defaults_to_the_paper_and_old_specs_keep_v1():
+    t = IGSMTask("tiny", retry="perfect")
+    assert t.retry_rule == "paper" and t.spec()["retry_rule"] == "paper"
+    assert tasks.from_spec(t.spec()) == t
+    old = {k: v for k, v in IGSMTask("tiny", retry="perfect", mask_retry=True).spec().items() if k != "retry_rule"}
+    assert IGSMTask.from_spec(old).retry_rule == "v1"  # a full spec written before the field: the shipped model's
+    assert IGSMTask.from_spec({"preset": "tiny", "retry": "miss"}).retry_rule == "paper"  # a partial one: default
+    assert "retry_rule" not in IGSMTask("tiny").spec()  # no retry data, no rule
+    with pytest.raises(ValueError, match="'retry_rule'"):
+        IGSMTask("tiny", retry="perfect", retry_rule="x")
+    with pytest.raises(ValueError, match="'rule' = 'x'"):
+        with_retries(generate(PRESETS["small"], random.Random(0)), random.Random(0), 0.5, "perfect", rule="x")
