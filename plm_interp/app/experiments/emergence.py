@@ -3,7 +3,7 @@
 ``part2_1_emergence`` trains one iGSM model for 639M tokens and keeps a checkpoint every 1,000 steps. This module
 picks the checkpoints nearest to log-spaced token counts (:data:`TOKEN_POINTS`), runs at each the accuracy per op
 (in distribution and op + 1), the six V-probes and the regret probe (each beside its random-init control and
-majority guess), and writes one small summary per point into the repository (``docs/results/part2_1_emergence/``),
+majority guess), and writes one small summary per point into the repository (``results/part2_1_emergence/``),
 so the curve survives the machine the run directory lives on. The random-init control does not depend on the
 checkpoint (same architecture, same seed), so it is measured once. :func:`draw` turns the summaries into the plot
 (accuracy minus majority guess per probe against tokens seen, log x, with the model's accuracy) and the table.
@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 ROOT = Path(__file__).resolve().parents[3]
-RESULTS = ROOT / "docs" / "results" / "part2_1_emergence"
+RESULTS = ROOT / "results" / "part2_1_emergence"
 STAGES = ("igsm-tiny-8x96-long-op1", "igsm-tiny-8x96-long")
 #: log-spaced token counts (half octaves from 16M to 639M) at which a checkpoint is analysed
 TOKEN_POINTS = tuple(int(16e6 * 2 ** (k / 2)) for k in range(11)) + (639_000_000,)
