@@ -13,9 +13,10 @@ saved under ``$PLM_BENCH_OUT`` (default ``runs/bench/MODEL/ANALYSIS``). Peers:
   parameter count, vocabulary), tokens per second beside ours on the same batch and length.
 
 ``--busy`` starts one busy process (a single-threaded spin, "one other job") for the duration and reports each
-call's time beside its idle figure (target: at most 2x). Targets (issue 17, this 2-core CPU): nt_probe demo-rot
-<= 30 s, cfg3b-rot <= 180 s; generation (256 strings) and attention_boundary on demo-rot <= 15 s; v_probe and
-regret_probe on igsm-small <= 30 s.
+call's time beside its idle figure (target: at most 2x). Targets (BRIEF §6 P8, this 2-core CPU, default calls with
+their controls): nt_probe demo-rot <= 60 s, cfg3b-rot <= 300 s; generation (256 strings) and attention_boundary on
+demo-rot <= 15 s; v_probe and regret_probe on igsm-small <= 60 s. Each call's line also gives its headline figure
+beside control, majority and n, and the fit's work (iterations or steps); ``--json FILE`` keeps every line.
 """
 from __future__ import annotations
 
@@ -33,12 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 # this file is named like the `analyses` package: run as a script, its own folder must not shadow the package
 sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 CALLS = {  # (model, analysis): (keyword arguments, target seconds)
-    ("demo-rot", "nt_probe"): ({}, 30),
+    ("demo-rot", "nt_probe"): ({}, 60),
     ("demo-rot", "generation"): ({"n": 256, "cut": 20}, 15),
     ("demo-rot", "attention_boundary"): ({}, 15),
-    ("cfg3b-rot", "nt_probe"): ({}, 180),
-    ("igsm-small", "v_probe"): ({"probe": "nece"}, 30),
-    ("igsm-small", "regret_probe"): ({}, 30),
+    ("cfg3b-rot", "nt_probe"): ({}, 300),
+    ("igsm-small", "v_probe"): ({"probe": "nece"}, 60),
+    ("igsm-small", "regret_probe"): ({}, 60),
 }
 
 
@@ -54,9 +55,14 @@ def one_call(model_name: str, analysis: str) -> dict:
     wall = time.perf_counter() - t
     result.save(Path(os.environ.get("PLM_BENCH_OUT", ROOT / "runs" / "bench")) / model_name / analysis)
     settings = getattr(result, "settings", {}) or {}
+    heads = [{k: h.get(k) for k in ("metric", "value", "lo", "hi", "control", "majority", "n", "verdict")}
+             for h in result.headlines()]
+    records = getattr(result, "records", []) or []
+    work = [r.get("iterations", r.get("steps")) for r in records if r.get("iterations", r.get("steps")) is not None]
     return {"model": model_name, "analysis": analysis, "wall_s": round(wall, 1), "target_s": target,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "converged": settings.get("converged", "n/a"), "threads": settings.get("torch_threads", "n/a")}
+            "converged": settings.get("converged", "n/a"), "threads": settings.get("torch_threads", "n/a"),
+            "headlines": heads, "fit_work": {"fits": len(work), "total": sum(work), "max": max(work, default=0)}}
 
 
 def sklearn_peer(model_name: str = "demo-rot") -> list[dict]:
@@ -157,6 +163,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", nargs="*", help="model:analysis pairs (default all), or 'sklearn' / 'decode'")
     p.add_argument("--busy", action="store_true", help="also measure beside one busy process")
+    p.add_argument("--json", help="append every measured call (time, figures, load) to this JSON-lines file")
     p.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     p.add_argument("--peer", choices=["sklearn", "decode"], help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -189,6 +196,16 @@ def main() -> None:
             idle.setdefault(key, r["wall_s"])
             print(f"| {m} | {a} | {r['wall_s']} | {r['target_s']} | {r['peak_rss_mb']} | {r['converged']} | "
                   f"{r['threads']} | {loadavg()} | {ratio} |", flush=True)
+            for h in r["headlines"][:6]:
+                pct = lambda v: "" if v is None else f"{100 * v:.1f}"
+                print(f"|   | {h['metric']} | {pct(h['value'])} [{pct(h['lo'])}, {pct(h['hi'])}] | control "
+                      f"{pct(h['control'])} | majority {pct(h['majority'])} | n {h['n']} | {h['verdict']} | fits "
+                      f"{r['fit_work']['fits']}, work {r['fit_work']['total']} (max {r['fit_work']['max']}) | |",
+                      flush=True)
+            if args.json:
+                with open(args.json, "a") as fh:
+                    fh.write(json.dumps({**r, "mode": mode, "load": loadavg(),
+                                         "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}) + "\n")
         if "sklearn" in wanted:
             rows = _child(["--peer", "sklearn"])
             print("\n| probe (demo-rot, last layer) | rows | ours s | ours acc % | converged | sklearn lbfgs s | "
