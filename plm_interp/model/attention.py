@@ -58,11 +58,18 @@ class Attention(nn.Module):
     @property
     def QK(self) -> FactoredMatrix:
         """This layer's QK circuits ``W_Q @ W_K^T``, ``[n_heads, d_model, d_model]``, factored (as TL; positional
-        terms are not part of it). pos/uni heads have no W_Q / W_K."""
-        if not self.positional.uses_qk:
-            raise AttributeError(f"the {self.cfg.positional!r} positional scheme has no QK circuit: its attention "
-                                 "pattern depends on positions only")
+        terms are not part of it). pos/uni heads have no W_Q / W_K (see ``__getattr__``)."""
         return FactoredMatrix(self.W_Q, self.W_K.transpose(-2, -1))
+
+    def __getattr__(self, name: str):
+        # nn.Module's lookup of a missing W_Q (or a property failing on it) ends here: say why it is missing
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name in ("W_Q", "W_K", "b_Q", "b_K", "QK"):
+                raise AttributeError(f"the {self.cfg.positional!r} positional scheme has no {name}: its attention "
+                                     "pattern depends on positions only (no queries or keys)") from None
+            raise
 
     def forward(
         self,

@@ -17,9 +17,12 @@ class WeightViews:
         try:
             return super().__getattr__(name)
         except AttributeError:
-            if name in ("W_Q", "W_K", "b_Q", "b_K"):
+            if name in ("W_Q", "W_K", "b_Q", "b_K", "QK"):
                 raise AttributeError(f"the {self.cfg.positional!r} positional scheme has no {name}: its "
                                      "attention pattern depends on positions only (no queries or keys)") from None
+            if name in ("W_pos", "W_E_pos"):
+                raise AttributeError(f"{name} exists only for a scheme with a residual position embedding (abs); "
+                                     f"this model's {self.cfg.positional!r} has none") from None
             raise
 
     def _stack(self, module: str, name: str) -> torch.Tensor:
@@ -81,7 +84,7 @@ class WeightViews:
         return self.pos_embed.W_pos
 
     @property
-    def W_E_pos(self) -> Float[torch.Tensor, "d_vocab+n_ctx d_model"]:
+    def W_E_pos(self) -> Float[torch.Tensor, "vocab_and_pos d_model"]:
         """``W_E`` and ``W_pos`` stacked (TL's view for a full OV circuit over tokens and positions); only for the
         scheme with a residual position embedding (abs), like ``W_pos``."""
         return torch.cat([self.W_E, self.W_pos], dim=0)
