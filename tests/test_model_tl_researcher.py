@@ -148,7 +148,7 @@ def test_all_composition_scores_are_tl_composition_scores_of_earlier_into_later_
 def test_w_e_pos_stacks_token_and_position_embeddings():
     model = tiny_model("abs")
     torch.testing.assert_close(model.W_E_pos, torch.cat([model.W_E, model.W_pos]))
-    with pytest.raises(AttributeError, match="W_pos"):
+    with pytest.raises(AttributeError, match="W_E_pos exists only for .* position embedding"):
         tiny_model("rot").W_E_pos
 
 
