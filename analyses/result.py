@@ -1,7 +1,9 @@
 """The result object every analysis returns: numbers first, then views of them.
 
-Subclasses define ``rows()`` (the table, one dict per row) and ``plot()``; ``to_dict()``, ``table()`` and
-``save(dir)`` come for free. ``save`` writes ``result.json``, ``table.md`` and ``plot.png`` atomically.
+Subclasses define ``rows()`` (the table, one dict per row) and usually ``plot()`` (without one, the headline
+figures are drawn); ``to_dict()``, ``table()``, ``to_pandas()``, ``save(dir)`` and the notebook display (a short
+``repr``, ``_repr_html_`` / ``_repr_markdown_`` with the headline table and the plot; ``analyses/display.py``)
+come for free. ``save`` writes ``result.json``, ``table.md`` and ``plot.png`` atomically.
 
 Headline figures. A single accuracy means little on its own: the paper puts every probe figure beside the
 majority guess and the same probe on a random-init model (Part 2.1 Fig. 7), and a figure from a few hundred
