@@ -80,13 +80,14 @@ class PLMConfig:
     n_key_value_heads: int | None = field(default=None, init=False)
     attn_only: bool = field(default=False, init=False)
     parallel_attn_mlp: bool = field(default=False, init=False)
-    use_attn_result: bool = field(default=False, init=False)
     final_rms: bool = field(default=False, init=False)
     default_prepend_bos: bool = field(default=False, init=False)
-    # Hook switches (``model.set_use_attn_result`` ...): TL's names; session state, not saved in config.json.
-    use_split_qkv_input: bool = field(default=False, init=False)
-    use_hook_mlp_in: bool = field(default=False, init=False)
-    use_attn_in: bool = field(default=False, init=False)
+    # Hook switches (``model.set_use_attn_result`` ...): TL's names; session state, not saved in config.json and
+    # not part of a config's identity (==)
+    use_attn_result: bool = field(default=False, init=False, compare=False)
+    use_split_qkv_input: bool = field(default=False, init=False, compare=False)
+    use_hook_mlp_in: bool = field(default=False, init=False, compare=False)
+    use_attn_in: bool = field(default=False, init=False, compare=False)
     # Read by TL utilities; fixed for this architecture (TL's values for a custom HookedTransformerConfig).
     original_architecture: str | None = field(default=None, init=False)
     tokenizer_name: str | None = field(default=None, init=False)

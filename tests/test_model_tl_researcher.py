@@ -294,3 +294,18 @@ def test_load_and_process_state_dict_and_lnpre(tokens):
     torch.testing.assert_close(model(tokens).log_softmax(-1), logits.log_softmax(-1))
     with pytest.raises(NotImplementedError, match="refactor"):
         twin.load_and_process_state_dict(model.state_dict(), refactor_factored_attn_matrices=True)
+
+
+def test_switches_and_lnpre_stay_on_their_own_model():
+    """A model copies its config: a switch or process_weights_ on one model never reaches another built from the
+    same config object (a random-init control), and switches are not part of a config's identity."""
+    from tests.conftest import tiny_config
+
+    cfg = tiny_config("rot")
+    a, b = HookedPLM(cfg), HookedPLM(cfg)
+    a.set_use_attn_result(True)
+    a.process_weights_()
+    assert not b.cfg.use_attn_result and b.cfg.normalization_type == "LN" and cfg.normalization_type == "LN"
+    fresh = HookedPLM(cfg)
+    fresh.set_use_hook_mlp_in(True)
+    assert fresh.cfg == cfg

@@ -21,6 +21,7 @@ Example:
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Literal
 
 import torch
@@ -47,7 +48,9 @@ class HookedPLM(Surface, WeightViews, TextMixin, ProcessWeights, HookSwitches, H
     """The transformer with TransformerLens hook names and caches; ``cfg.positional`` picks the scheme."""
     def __init__(self, cfg: PLMConfig | dict[str, Any]):
         super().__init__()
-        self.cfg = cfg if isinstance(cfg, PLMConfig) else PLMConfig.from_dict(cfg)
+        # a copy: the hook switches and process_weights_ write to the model's cfg, which must not reach another
+        # model built from the same config object (a random-init control, a twin)
+        self.cfg = copy.copy(cfg) if isinstance(cfg, PLMConfig) else PLMConfig.from_dict(cfg)
         cfg = self.cfg
         self.embed = Embed(cfg)
         self.hook_embed = HookPoint()

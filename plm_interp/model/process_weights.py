@@ -38,8 +38,11 @@ class ProcessWeights:
         a constant added along d_model changes nothing. Returns the processed copy of ``state_dict`` (TL); with
         no state dict, folds the model in place.
         """
-        return self._process(state_dict, lambda sd: _fold_layer_norm(sd, self.cfg.n_layers, fold_biases,
-                                                                      center_weights), "fold_layer_norm")
+        out = self._process(state_dict, lambda sd: _fold_layer_norm(sd, self.cfg.n_layers, fold_biases,
+                                                                     center_weights), "fold_layer_norm")
+        if state_dict is None and fold_biases:  # the model's own LayerNorms are now w = 1, b = 0: TL's LNPre
+            self.cfg.normalization_type = "LNPre"
+        return out
 
     def center_writing_weights(self, state_dict: StateDict | None = None) -> StateDict | None:
         """Remove the mean over d_model from everything that writes to the residual stream (W_E, W_pos, W_O,
@@ -96,8 +99,6 @@ class ProcessWeights:
         """Run ``step`` on a copy of ``state_dict`` and return it, or (no state dict) on the live parameters."""
         if state_dict is None:
             step(dict(self.named_parameters()))
-            if name == "fold_layer_norm":
-                self.cfg.normalization_type = "LNPre"
             return None
         if not isinstance(state_dict, dict):
             raise TypeError(f"{name}'s first argument is a state dict, as in TransformerLens (it returns the "
