@@ -1,8 +1,10 @@
 """The result object every analysis returns: numbers first, then views of them.
 
-Subclasses define ``rows()`` (the table, one dict per row) and ``plot()``; ``to_dict()``, ``table()`` and
-``save(dir)`` come for free. ``save`` writes ``table.md``, ``plot.png`` and last ``result.json`` (the done-marker),
-each atomically.
+Subclasses define ``rows()`` (the table, one dict per row) and usually ``plot()`` (without one, the headline
+figures are drawn); ``to_dict()``, ``table()``, ``to_pandas()``, ``save(dir)`` and the notebook display (a short
+``repr``, ``_repr_html_`` / ``_repr_markdown_`` with the headline table and the plot; ``analyses/display.py``)
+come for free. ``save`` writes ``table.md``, ``plot.png`` and last ``result.json`` (the done-marker), each
+atomically.
 
 Headline figures. A single accuracy means little on its own: the paper puts every probe figure beside the
 majority guess and the same probe on a random-init model (Part 2.1 Fig. 7), and a figure from a few hundred
@@ -156,9 +158,44 @@ class AnalysisResult(abc.ABC):
     def rows(self) -> list[dict[str, Any]]:
         """The table: one dict per row."""
 
-    @abc.abstractmethod
     def plot(self):
-        """A matplotlib figure of the result."""
+        """A matplotlib figure of the result. Subclasses draw their own; this default (a class that defines none
+        still displays and saves) draws the headline figures, else the rows' last numeric column."""
+        from analyses.display import default_plot
+
+        return default_plot(self)
+
+    # -- notebook display (analyses/display.py): a short repr, the table and the plot inline, a DataFrame ---------
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # @dataclass adds a field-by-field __repr__ to every subclass (52,000 characters of tensors for
+        # attention_boundary); one set here first is kept by @dataclass, unless the subclass writes its own
+        if "__repr__" not in cls.__dict__:
+            cls.__repr__ = AnalysisResult.__repr__
+
+    def __repr__(self) -> str:
+        from analyses.display import short_repr
+
+        return short_repr(self)
+
+    def _repr_html_(self) -> str:
+        """Jupyter's rich view: the headline table, the rows and the plot (inline PNG)."""
+        from analyses.display import to_html
+
+        return to_html(self)
+
+    def _repr_markdown_(self) -> str:
+        """The same view in Markdown (for front ends that render Markdown rather than HTML)."""
+        from analyses.display import to_markdown
+
+        return to_markdown(self)
+
+    def to_pandas(self, which: str = "rows"):
+        """:meth:`rows` (``which="headlines"``: the headline figures) as a ``pandas.DataFrame``; pandas is optional
+        and its absence is named."""
+        from analyses.display import to_pandas
+
+        return to_pandas(self, which)
 
     def to_dict(self) -> dict[str, Any]:
         """Every field as plain JSON (tensors and arrays as lists, non-finite floats as ``None``), tagged with the

@@ -74,8 +74,7 @@ LEVEL = 2   # the NT level whose ends we study (P/Q/R subtrees; the paper's NT3)
 
 ab = analyses.attention_boundary(model, n=64, progress=False)
 b_end = ab.b_mean("end->end", level=LEVEL)          # [layer, head]: mean B from a level-2 NT-end to earlier ones
-display(Markdown(ab.table()))
-ab.plot();
+ab   # a result as a cell's last line shows its headline table, rows and plot (ab.to_pandas() for the rows)
 """),
     md(r"""
 ## 2. Clean / corrupted pairs with exact ground truth
@@ -401,8 +400,7 @@ whether it beats them. `balanced=True` would draw labels 50/50 instead.
 FAST = dict(n_train=64, n_test=32, per_problem=4, fit=dict(max_steps=40, lr=1e-2, batch_size=8), progress=False)
 
 can_next = analyses.v_probe(model, probe="can_next", layer="all", **FAST)
-display(Markdown(can_next.table()))
-can_next.plot();
+can_next   # the headline table (figure, control, majority, n, verdict) and the plot
 """),
     md(r"""
 ## 4. `nece` at the last layer

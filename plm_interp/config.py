@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 ATTENTION_DIRS = ("causal", "bidirectional")
+DTYPES = ("float32", "float64", "bfloat16", "float16")
 ACT_FNS = ("gelu", "gelu_new", "relu", "silu")
 UNI_WINDOW_RULES = ("2^h-1", "2^(h-1)")
 
@@ -71,7 +72,9 @@ class PLMConfig:
     uni_window_rule: str = "2^h-1"  # uni: head h = 1..n_heads averages the last w(h) tokens
     initializer_range: float | None = None  # default 0.8 / sqrt(d_model), as TransformerLens
     seed: int | None = None
-    dtype: str = "float32"
+    #: a ``torch.dtype`` after construction, as TransformerLens' ``cfg.dtype`` (``torch.zeros(..., dtype=cfg.dtype)``
+    #: works); given as a dtype or its name, and written to ``config.json`` as the name (``to_dict``)
+    dtype: torch.dtype | str = "float32"
     device: str = "cpu"
     model_name: str = "plm"
     #: The task the model is trained on (``Task.spec()``), so analyses and checkpoints need nothing else.
@@ -80,9 +83,21 @@ class PLMConfig:
     n_key_value_heads: int | None = field(default=None, init=False)
     attn_only: bool = field(default=False, init=False)
     parallel_attn_mlp: bool = field(default=False, init=False)
-    use_attn_result: bool = field(default=False, init=False)
     final_rms: bool = field(default=False, init=False)
     default_prepend_bos: bool = field(default=False, init=False)
+    # Hook switches (``model.set_use_attn_result`` ...): TL's names; session state, not saved in config.json and
+    # not part of a config's identity (==)
+    use_attn_result: bool = field(default=False, init=False, compare=False)
+    use_split_qkv_input: bool = field(default=False, init=False, compare=False)
+    use_hook_mlp_in: bool = field(default=False, init=False, compare=False)
+    use_attn_in: bool = field(default=False, init=False, compare=False)
+    # Read by TL utilities; fixed for this architecture (TL's values for a custom HookedTransformerConfig).
+    original_architecture: str | None = field(default=None, init=False)
+    tokenizer_name: str | None = field(default=None, init=False)
+    tokenizer_prepends_bos: bool = field(default=False, init=False)  # to_tokens adds BOS, never the tokenizer
+    init_mode: str = field(default="gpt2", init=False)  # init_weights: GPT-2 normal(0, initializer_range)
+    gated_mlp: bool = field(default=False, init=False)
+    n_devices: int = field(default=1, init=False)
 
     def __post_init__(self) -> None:
         for name in ("d_model", "n_layers", "n_heads", "d_vocab", "n_ctx"):
@@ -92,8 +107,11 @@ class PLMConfig:
         _choice("positional", self.positional, __getattr__("POSITIONAL_SCHEMES"))
         _choice("attention_dir", self.attention_dir, ATTENTION_DIRS)
         _choice("act_fn", self.act_fn, ACT_FNS)
-        _choice("normalization_type", self.normalization_type, ("LN",))
-        _choice("dtype", self.dtype, ("float32", "float64", "bfloat16", "float16"))
+        # "LNPre" is what process_weights_ leaves (TL's name for LN with w = 1, b = 0; the modules stay LayerNorm)
+        _choice("normalization_type", self.normalization_type, ("LN", "LNPre"))
+        if isinstance(self.dtype, torch.dtype):
+            self.dtype = str(self.dtype).removeprefix("torch.")
+        _choice("dtype", self.dtype, DTYPES)
         if self.dtype == "float16" and str(self.device).startswith("cpu"):
             # CPU float16 kernels overflow where CUDA's accumulate in float32: the loss goes NaN silently
             raise ConfigError("config field 'dtype' = 'float16' is not supported on device 'cpu' (it trains to "
@@ -123,6 +141,7 @@ class PLMConfig:
                               f"{self.initializer_range ** 2:.2g}, so a larger eps scales every activation towards 0 "
                               "(typical 1e-5)")
         _schemes()[self.positional].validate(self)  # the fields only the chosen scheme reads
+        self.dtype = getattr(torch, self.dtype)  # checked by name above; TL code reads a torch.dtype
 
     @property
     def positional_embedding_type(self) -> str:
@@ -131,13 +150,28 @@ class PLMConfig:
 
     @property
     def torch_dtype(self) -> torch.dtype:
-        """``dtype`` as a ``torch.dtype`` (the field stays a string so the config serialises to JSON)."""
-        return getattr(torch, self.dtype)
+        """``dtype`` (kept for older callers; ``cfg.dtype`` itself is the ``torch.dtype`` now)."""
+        return self.dtype
+
+    @property
+    def dtype_name(self) -> str:
+        """``dtype`` as its name (``"float32"``), the form ``config.json`` stores."""
+        return str(self.dtype).removeprefix("torch.")
+
+    @property
+    def n_params(self) -> int:
+        """TransformerLens' count: the attention and MLP weight matrices of the blocks (no embeddings, biases or
+        LayerNorms), ``n_layers * (4 * d_model * d_head * n_heads + 2 * d_model * d_mlp)``. pos/uni heads have no
+        W_Q/W_K, so they count 2 instead of 4 matrices."""
+        qk = 2 if _schemes()[self.positional].uses_qk else 0
+        return self.n_layers * ((qk + 2) * self.d_model * self.d_head * self.n_heads + 2 * self.d_model * self.d_mlp)
 
     def to_dict(self) -> dict[str, Any]:
-        """The constructor fields as a plain dict (stored in a checkpoint's ``config.json``); :meth:`from_dict`
-        inverts it."""
-        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        """The constructor fields as a plain dict of JSON values (stored in a checkpoint's ``config.json``, the dtype
+        as its name); :meth:`from_dict` inverts it."""
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.init}
+        d["dtype"] = self.dtype_name
+        return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> "PLMConfig":

@@ -21,7 +21,7 @@ from plm_interp.model.kv_cache import KVCache
 def generate(
     model,
     input: torch.Tensor | Sequence[Sequence[int] | torch.Tensor] | str | list[str] = "",   # [pos] or [batch, pos]: checked by name below
-    max_new_tokens: int | None = None,
+    max_new_tokens: int | None = 10,
     stop_at_eos: bool = True,
     eos_token_id: int | None = None,
     do_sample: bool = True,
@@ -36,15 +36,18 @@ def generate(
     verbose: bool = False,
     generator: torch.Generator | None = None,
     seed: int | None = None,
+    output_logits: bool = False,
 ):
     """Continue each prompt; HookedTransformer's arguments, with exact KV-cached decoding.
 
     Args:
         input: ``[batch, pos]`` token ids, a list of prompts of possibly different lengths, or text (the task
             tokenizer; ``prepend_bos`` adds its BOS id).
-        max_new_tokens: at most this many new tokens; default fills the context (``n_ctx - prompt length``).
+        max_new_tokens: at most this many new tokens (TL's default, 10); ``None`` fills the context
+            (``n_ctx - prompt length``).
         stop_at_eos / eos_token_id: rows that emit ``eos_token_id`` stop (padded with it while others continue);
-            with no id given, nothing stops early (our tasks end samples differently).
+            with no id given, the tokenizer's ``eos_token_id`` (as TL); a model without a tokenizer does not stop
+            early (where TL would refuse).
         do_sample: False (or ``temperature=0``) is greedy; else sample, optionally from the ``top_k`` most
             likely tokens and/or the smallest set with probability ``>= top_p``; ``freq_penalty`` subtracts
             ``freq_penalty * count`` from the logit of each token already in the row (as TransformerLens).
@@ -52,6 +55,9 @@ def generate(
         verbose: a progress bar over the new tokens.
         generator / seed: the random source, for reproducible samples.
         padding_side: accepted for text lists; uneven prompts are never padded (they are decoded in groups).
+        output_logits: return ``transformers``' ``GenerateDecoderOnlyOutput`` with ``sequences`` (the tokens) and
+            ``logits`` (a tuple, one ``[batch, d_vocab]`` tensor per new token, before sampling), as TL does; for
+            a tensor or a single text prompt.
 
     Returns:
         ``[batch, pos + new]`` tokens for tensor input; a list of 1-D tensors (prompt + continuation, cut after
@@ -71,6 +77,14 @@ def generate(
         raise ValueError(f"return_type must be 'input', 'tokens' or 'str', got {return_type!r}")
     if model.cfg.attention_dir != "causal":
         raise ValueError("generate() needs a causal model; this one has attention_dir='bidirectional'")
+    if stop_at_eos and eos_token_id is None:
+        eos_token_id = getattr(getattr(model, "tokenizer", None), "eos_token_id", None)
+    if output_logits:
+        return _with_logits(model, input, dict(max_new_tokens=max_new_tokens, stop_at_eos=stop_at_eos,
+                                               eos_token_id=eos_token_id, do_sample=do_sample, top_k=top_k,
+                                               top_p=top_p, temperature=temperature, freq_penalty=freq_penalty,
+                                               use_past_kv_cache=use_past_kv_cache, prepend_bos=prepend_bos,
+                                               verbose=verbose, generator=generator, seed=seed))
     if generator is None and seed is not None:
         generator = torch.Generator(device=model.W_E.device).manual_seed(seed)
     temperature = temperature if do_sample else 0.0
@@ -96,6 +110,25 @@ def generate(
     if return_type == "str":
         return model.to_string(out) if isinstance(out, torch.Tensor) else [model.to_string(r) for r in out]
     return out
+
+
+def _with_logits(model, input, kwargs: dict):
+    """``output_logits=True``: the tokens and the logits each step sampled from (TL's ``GenerateDecoderOnlyOutput``).
+    The logits are read with a forward hook on ``unembed.hook_out``, so the decoding itself is the one above."""
+    from transformers.generation.utils import GenerateDecoderOnlyOutput
+
+    if not (isinstance(input, (str, torch.Tensor))):
+        raise ValueError("output_logits=True takes a [batch, pos] token tensor or one text prompt (a list of prompts "
+                         "of different lengths is decoded in groups, whose logits do not stack)")
+    tokens = model.to_tokens(input, prepend_bos=kwargs.pop("prepend_bos"))
+    steps: list[torch.Tensor] = []
+
+    def keep_last(logits, hook):
+        steps.append(logits[:, -1].detach().clone())
+
+    with model.hooks(fwd_hooks=[("unembed.hook_out", keep_last)]):
+        out = generate(model, tokens, return_type="tokens", **kwargs)
+    return GenerateDecoderOnlyOutput(sequences=out, logits=tuple(steps[: out.shape[1] - tokens.shape[1]]))
 
 
 def _generate_list(model, prompts: list[torch.Tensor], options: dict) -> list[torch.Tensor]:

@@ -21,7 +21,7 @@ def test_issue20_4_rotary_base_that_gives_nan_is_refused(base):
 def test_issue20_4_float16_on_cpu_is_refused_with_the_alternatives():
     with pytest.raises(ConfigError, match="'dtype' = 'float16'.*cpu.*bfloat16"):
         PLMConfig(**BASE, dtype="float16", device="cpu")
-    assert PLMConfig(**BASE, dtype="bfloat16").dtype == "bfloat16"  # the suggested CPU half type works
+    assert PLMConfig(**BASE, dtype="bfloat16").dtype == torch.bfloat16  # the suggested CPU half type works
 
 
 def _finite_both_ways(model, tokens):

@@ -106,9 +106,10 @@ def test_top_p_samples_only_from_the_nucleus():
                                           (dict(max_new_tokens=2.5), "max_new_tokens"),
                                           (dict(return_type="logits"), "return_type"),
                                           (dict(temperature=-1), "temperature"),
-                                          (dict(output_logits=True), "output_logits")])
+                                          (dict(stop_strings=["b"]), "stop_strings")])
 def test_bad_generate_arguments_are_refused_by_name(kwargs, word):
-    """Also TL arguments HookedPLM cannot apply (``output_logits``): a message naming them, no bare TypeError."""
+    """Also arguments HookedPLM does not have (TL 4's ``stop_strings``): a message naming them, no bare TypeError
+    (``output_logits``, refused before issue 34, is supported now: tests/test_model_tl_researcher.py)."""
     model = tiny_model("rot")
     with pytest.raises(ValueError, match=word):
         model.generate(torch.tensor([[1, 2]]), **kwargs)

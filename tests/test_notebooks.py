@@ -37,3 +37,10 @@ def test_notebook_runs(name):
         client.execute()
     except nbclient.exceptions.CellExecutionError as exc:
         pytest.fail(f"{name} failed:\n{exc}")
+    # a cell ending in an analysis result shows its rich view (table + inline plot), not a dump of its tensors
+    rich = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+            if o.get("output_type") == "execute_result" and "Result(" in o.get("data", {}).get("text/plain", "")]
+    assert rich, f"{name}: no cell ends in an analysis result"
+    for out in rich:
+        assert "data:image/png;base64," in out["data"]["text/html"] and "<table>" in out["data"]["text/html"]
+        assert len(out["data"]["text/plain"]) < 400 and "tensor(" not in out["data"]["text/plain"]

@@ -130,7 +130,7 @@ def test_weights_are_shipped_fp32_on_cpu(tmp_path):
     save_model(model, tmp_path / "src")
     ship_model(tmp_path / "src", "half", CARD, dest_root=tmp_path / "models")
     loaded = load_pretrained("half", root=tmp_path / "models")
-    assert loaded.cfg.dtype == "float32" and loaded.cfg.device == "cpu"
+    assert loaded.cfg.dtype == torch.float32 and loaded.cfg.device == "cpu"
     assert torch.equal(loaded.W_E, model.W_E.float())
 
 
@@ -202,7 +202,7 @@ def test_every_shipped_model_loads_with_a_complete_card(name):
     assert c["name"] == name
     assert all(rec["bytes"] < MAX_FILE_BYTES for rec in c["files"].values())
     model = load_pretrained(name, root=PACKAGE_ROOT)
-    assert model.cfg.task == c["task"]["spec"] and model.cfg.dtype == "float32"
+    assert model.cfg.task == c["task"]["spec"] and model.cfg.dtype == torch.float32
     assert c["architecture"]["params"] == sum(p.numel() for p in model.parameters())
     analyses.resolve_task(model)  # the recorded task rebuilds and fits the model's vocabulary
     assert model_card(name, root=PACKAGE_ROOT).startswith(f"# {name}")

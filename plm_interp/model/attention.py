@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import nn
+from transformer_lens import FactoredMatrix
 
 from plm_interp.config import PLMConfig
 from plm_interp.model.hooks import HookPoint, use_fused
@@ -46,26 +47,53 @@ class Attention(nn.Module):
         self.hook_rot_q, self.hook_rot_k = HookPoint(), HookPoint()
         self.hook_attn_scores, self.hook_pattern = HookPoint(), HookPoint()
         self.hook_z = HookPoint()
+        self.hook_result = HookPoint()  # [batch, pos, head_index, d_model], only with cfg.use_attn_result
         self.causal = cfg.attention_dir == "causal"
+
+    @property
+    def OV(self) -> FactoredMatrix:
+        """This layer's OV circuits ``W_V @ W_O``, ``[n_heads, d_model, d_model]``, factored (as TL)."""
+        return FactoredMatrix(self.W_V, self.W_O)
+
+    @property
+    def QK(self) -> FactoredMatrix:
+        """This layer's QK circuits ``W_Q @ W_K^T``, ``[n_heads, d_model, d_model]``, factored (as TL; positional
+        terms are not part of it). pos/uni heads have no W_Q / W_K (see ``__getattr__``)."""
+        return FactoredMatrix(self.W_Q, self.W_K.transpose(-2, -1))
+
+    def __getattr__(self, name: str):
+        # nn.Module's lookup of a missing W_Q (or a property failing on it) ends here: say why it is missing
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            if name in ("W_Q", "W_K", "b_Q", "b_K", "QK"):
+                raise AttributeError(f"the {self.cfg.positional!r} positional scheme has no {name}: its attention "
+                                     "pattern depends on positions only (no queries or keys)") from None
+            raise
 
     def forward(
         self,
-        x: Float[torch.Tensor, "batch pos d_model"],
+        # [batch, pos, d_model]; or, with cfg.use_split_qkv_input / use_attn_in, a (query, key, value) triple of
+        # per-head inputs [batch, pos, head_index, d_model] (TL's hook_q_input ... layout)
+        x: Float[torch.Tensor, "batch pos d_model"] | tuple[torch.Tensor, torch.Tensor, torch.Tensor],
         q_pos: Int[torch.Tensor, "pos"],
         cache: KVCacheEntry | None = None,
     ) -> Float[torch.Tensor, "batch pos d_model"]:
-        q, k, v = self._project(x)
+        q, k, v = self._project_split(*x) if isinstance(x, tuple) else self._project(x)
         if self.positional.rotates:
             q, k = self.positional.rotate(q, k, q_pos, q_pos)  # new keys sit at the new positions
             q, k = self.hook_rot_q(q), self.hook_rot_k(k)
         if cache is not None:
             k, v = cache.append(k, v)
-        k_pos = torch.arange(v.shape[1], device=x.device)
+        k_pos = torch.arange(v.shape[1], device=v.device)
         if use_fused(self, self.hook_attn_scores, self.hook_pattern):
             z = self._fast(q, k, v, q_pos, k_pos)
         else:
             z = self._explicit(q, k, v, q_pos, k_pos)
         z = self.hook_z(z)
+        if self.cfg.use_attn_result:  # TL's per-head outputs: memory [batch, pos, head, d_model], opt-in
+            result = self.hook_result(torch.einsum("bqhe,hed->bqhd", z, self.W_O))
+            return result.sum(-2) + self.b_O
         b, p = z.shape[:2]
         w_o = self.W_O.reshape(-1, self.cfg.d_model)  # [head*d_head, d_model], a view
         return torch.addmm(self.b_O, z.reshape(b * p, -1), w_o).view(b, p, -1)
@@ -82,6 +110,16 @@ class Attention(nn.Module):
         if not self.positional.uses_qk:
             return None, None, v
         return self.hook_q(out[..., 0, :, :]), self.hook_k(out[..., 1, :, :]), v
+
+    def _project_split(self, q_in, k_in, v_in):
+        """q, k, v from separate per-head inputs ``[batch, pos, head, d_model]`` (the use_split_qkv_input path)."""
+        def proj(x, name):
+            return torch.einsum("bphd,hde->bphe", x, getattr(self, "W_" + name)) + getattr(self, "b_" + name)
+
+        v = self.hook_v(proj(v_in, "V"))
+        if not self.positional.uses_qk:
+            return None, None, v
+        return self.hook_q(proj(q_in, "Q")), self.hook_k(proj(k_in, "K")), v
 
     # -- the two paths -------------------------------------------------------------------------------------
     def _allowed(self, q_pos, k_pos) -> torch.Tensor | None:

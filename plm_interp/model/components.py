@@ -33,7 +33,7 @@ class LayerNorm(nn.Module):
         self.hook_scale = HookPoint()  # [batch, pos, 1]
         self.hook_normalized = HookPoint()  # [batch, pos, length]
 
-    def forward(self, x: Float[torch.Tensor, "batch pos d"]) -> Float[torch.Tensor, "batch pos d"]:
+    def forward(self, x: Float[torch.Tensor, "*batch d"]) -> Float[torch.Tensor, "*batch d"]:
         if use_fused(self, self.hook_scale, self.hook_normalized):
             return F.layer_norm(x, self.w.shape, self.w, self.b, self.eps)
         # As TransformerLens: statistics in float32 for half dtypes (F.layer_norm accumulates in float32 too,
@@ -71,6 +71,9 @@ class Unembed(nn.Module):
         super().__init__()
         self.W_U = nn.Parameter(torch.empty(cfg.d_model, cfg.d_vocab_out, dtype=cfg.torch_dtype))
         self.b_U = nn.Parameter(torch.zeros(cfg.d_vocab_out, dtype=cfg.torch_dtype))
+        self.hook_in = HookPoint()  # [batch, pos, d_model]: the final normalised residual (TL 4's unembed.hook_in)
+        self.hook_out = HookPoint()  # [batch, pos, d_vocab_out]: the logits
 
     def forward(self, x: Float[torch.Tensor, "batch pos d_model"]) -> Float[torch.Tensor, "batch pos d_vocab_out"]:
-        return torch.addmm(self.b_U, x.reshape(-1, x.shape[-1]), self.W_U).view(*x.shape[:-1], -1)
+        x = self.hook_in(x)
+        return self.hook_out(torch.addmm(self.b_U, x.reshape(-1, x.shape[-1]), self.W_U).view(*x.shape[:-1], -1))

@@ -21,6 +21,7 @@ Example:
 """
 from __future__ import annotations
 
+import copy
 from typing import Any, Literal
 
 import torch
@@ -36,17 +37,20 @@ from plm_interp.model.kv_cache import KVCache, KVCacheEntry
 from plm_interp.model.positional import SCHEMES
 from plm_interp.model.process_weights import ProcessWeights
 from plm_interp.model.surface import Surface
+from plm_interp.model.switches import HookSwitches
 from plm_interp.model.text import TextMixin
 from plm_interp.model.weights import WeightViews
 
 RETURN_TYPES = ("logits", "loss", "both", None)
 
 
-class HookedPLM(Surface, WeightViews, TextMixin, ProcessWeights, HookedRootModule):
+class HookedPLM(Surface, WeightViews, TextMixin, ProcessWeights, HookSwitches, HookedRootModule):
     """The transformer with TransformerLens hook names and caches; ``cfg.positional`` picks the scheme."""
     def __init__(self, cfg: PLMConfig | dict[str, Any]):
         super().__init__()
-        self.cfg = cfg if isinstance(cfg, PLMConfig) else PLMConfig.from_dict(cfg)
+        # a copy: the hook switches and process_weights_ write to the model's cfg, which must not reach another
+        # model built from the same config object (a random-init control, a twin)
+        self.cfg = copy.copy(cfg) if isinstance(cfg, PLMConfig) else PLMConfig.from_dict(cfg)
         cfg = self.cfg
         self.embed = Embed(cfg)
         self.hook_embed = HookPoint()
@@ -187,6 +191,7 @@ class TransformerBlock(nn.Module):
 
     def __init__(self, cfg: PLMConfig):
         super().__init__()
+        self.cfg = cfg  # the model's config object: its hook switches (cfg.use_split_qkv_input ...) apply here
         self.ln1 = LayerNorm(cfg)
         self.attn = Attention(cfg)  # the positional scheme lives inside: the one indirection
         self.ln2 = LayerNorm(cfg)
@@ -196,6 +201,11 @@ class TransformerBlock(nn.Module):
         self.hook_resid_mid = HookPoint()
         self.hook_mlp_out = HookPoint()
         self.hook_resid_post = HookPoint()
+        # TL's opt-in hooks (model.set_use_split_qkv_input / set_use_attn_in / set_use_hook_mlp_in):
+        # [batch, pos, head_index, d_model] copies of the residual per head, and the MLP's input
+        self.hook_q_input, self.hook_k_input, self.hook_v_input = HookPoint(), HookPoint(), HookPoint()
+        self.hook_attn_in = HookPoint()
+        self.hook_mlp_in = HookPoint()
 
     def forward(
         self,
@@ -204,5 +214,20 @@ class TransformerBlock(nn.Module):
         cache: KVCacheEntry | None = None,
     ) -> Float[torch.Tensor, "batch pos d_model"]:
         resid = self.hook_resid_pre(resid)
-        resid = self.hook_resid_mid(resid + self.hook_attn_out(self.attn(self.ln1(resid), pos, cache)))
-        return self.hook_resid_post(resid + self.hook_mlp_out(self.mlp(self.ln2(resid))))
+        resid = self.hook_resid_mid(resid + self.hook_attn_out(self.attn(self._attn_input(resid), pos, cache)))
+        mlp_in = self.hook_mlp_in(resid.clone()) if self.cfg.use_hook_mlp_in else resid
+        return self.hook_resid_post(resid + self.hook_mlp_out(self.mlp(self.ln2(mlp_in))))
+
+    def _attn_input(self, resid: torch.Tensor):
+        """ln1(resid); with TL's split-input switches, a (query, key, value) triple of per-head copies
+        ``[batch, pos, head_index, d_model]`` through ``hook_attn_in`` / ``hook_q_input`` ..., so one head's input
+        can be patched alone (the sum over heads is unchanged until a hook edits one)."""
+        if not (self.cfg.use_split_qkv_input or self.cfg.use_attn_in):
+            return self.ln1(resid)
+        per_head = resid.unsqueeze(-2).expand(-1, -1, self.cfg.n_heads, -1)
+        if self.cfg.use_split_qkv_input:
+            q, k, v = self.hook_q_input(per_head.clone()), self.hook_k_input(per_head.clone()), \
+                self.hook_v_input(per_head.clone())
+        else:
+            q = k = v = self.hook_attn_in(per_head.clone())
+        return self.ln1(q), self.ln1(k), self.ln1(v)

@@ -29,6 +29,24 @@ class Surface:
                              "next-token loss)")
         return lm_loss(logits, tokens, loss_mask, per_token=per_token)
 
+    def loss_fn(
+        self,
+        logits: Float[torch.Tensor, "batch pos d_vocab"],
+        tokens: Int[torch.Tensor, "batch pos"],
+        attention_mask: torch.Tensor | None = None,
+        per_token: bool = False,
+    ) -> torch.Tensor:
+        """HookedTransformer's ``loss_fn``: next-token cross-entropy of ``logits`` on ``tokens`` (log-softmax and
+        gather, TL's formula); ``attention_mask[b, p]`` (0 = padding) drops predictions from or of a masked token;
+        ``per_token`` gives the ``[batch, pos - 1]`` losses."""
+        log_probs = logits.log_softmax(-1)[:, :-1].gather(-1, tokens[:, 1:, None])[..., 0]
+        if attention_mask is None:
+            return -log_probs if per_token else -log_probs.mean()
+        mask = (attention_mask[:, :-1].bool() & attention_mask[:, 1:].bool()).to(log_probs.dtype)
+        if per_token:
+            return -log_probs * mask
+        return -(log_probs * mask).sum() / mask.sum()
+
     def run_with_cache(self, *model_args, return_cache_object: bool = True, remove_batch_dim: bool = False,
                        **kwargs):
         """As HookedTransformer: ``(output, ActivationCache)``; ``return_cache_object=False`` gives a dict."""
@@ -39,8 +57,10 @@ class Surface:
 
     # -- decoding and checkpoints (thin wrappers over their own modules) ------------------------------------
     def generate(self, input, **kwargs):
-        """Sample continuations with HookedTransformer's arguments; see :func:`plm_interp.generation.generate`.
-        An argument it does not have (e.g. TL's ``output_logits``) is refused by name, not with a bare TypeError."""
+        """Sample continuations with HookedTransformer's arguments and defaults (10 new tokens; ``stop_at_eos`` stops
+        at the tokenizer's EOS; ``output_logits=True`` returns ``sequences`` and per-step ``logits``); see
+        :func:`plm_interp.generation.generate`. An argument it does not have is refused by name, not with a bare
+        TypeError."""
         import inspect
 
         from plm_interp.generation import generate

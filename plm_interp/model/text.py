@@ -4,7 +4,8 @@ notebook and ``transformer_lens.utilities.test_prompt`` (``transformer_lens.util
 
 The tokenizer comes from ``cfg.task`` (the task spec every trained and shipped model records), built the first
 time it is needed through ``importlib`` — the library never imports ``tasks`` at import time (issue 15's layer
-rule). A caller may also attach any tokenizer with ``model.tokenizer = ...``.
+rule) — as a Hugging Face ``PreTrainedTokenizerFast`` with the task's ids (see ``hf_tokenizer.py``). A caller may
+attach another with ``model.set_tokenizer(...)`` / ``model.tokenizer = ...`` (a task tokenizer is converted).
 """
 from __future__ import annotations
 
@@ -14,67 +15,39 @@ from typing import Any, Sequence
 import torch
 from jaxtyping import Int
 
-
-class TaskTokenizer:
-    """A task tokenizer behind one word-level interface, with the HF-style ids TransformerLens code reads.
-
-    CFG strings are space-separated terminal names (``"<bos> a c b"``); iGSM text uses the task's own word
-    splitter (``"Define ... as"``). ``vocab[i]`` is the string of token id ``i``.
-    """
-
-    def __init__(self, inner: Any):
-        self.inner = inner
-        if hasattr(inner, "names"):  # tasks.cfg.CFGTokenizer
-            self.vocab = list(inner.names)
-            ids = (inner.BOS, inner.EOS, inner.PAD)
-        elif hasattr(inner, "vocab"):  # tasks.igsm.Tokenizer
-            self.vocab = list(inner.vocab)
-            ids = (inner.bos, inner.eos, inner.pad)
-        else:
-            raise TypeError(f"cannot read a vocabulary from tokenizer {type(inner).__name__}: it needs `names` "
-                            "(CFG) or `vocab` (iGSM)")
-        self.bos_token_id, self.eos_token_id, self.pad_token_id = ids
-        self.ids = {w: i for i, w in enumerate(self.vocab)}
-
-    def __len__(self) -> int:
-        return len(self.vocab)
-
-    def encode(self, text: str) -> list[int]:
-        """Token ids of ``text``; an unknown word raises ``ValueError`` naming it."""
-        if not isinstance(text, str):
-            raise TypeError(f"text must be a str, got {type(text).__name__}")
-        words = self.inner.words(text) if hasattr(self.inner, "words") else text.split()
-        unknown = sorted({w for w in words if w not in self.ids})
-        if unknown:
-            raise ValueError(f"text has words not in the task's vocabulary: {unknown}")
-        return [self.ids[w] for w in words]
-
-    def decode(self, ids: Sequence[int]) -> str:
-        """The text of ``ids`` (the task's own rendering: iGSM attaches punctuation, CFG joins with spaces)."""
-        ids = [int(i) for i in ids]
-        if hasattr(self.inner, "to_text"):
-            return self.inner.to_text(ids)
-        return self.inner.decode(ids)
+from plm_interp.model.hf_tokenizer import as_hf_tokenizer
 
 
 class TextMixin:
     """HookedTransformer's token/text methods for :class:`~plm_interp.model.HookedPLM`."""
 
-    _tokenizer: TaskTokenizer | None = None
+    _tokenizer: Any = None
 
     @property
-    def tokenizer(self) -> TaskTokenizer | None:
-        """The task's tokenizer (from ``cfg.task``, built on first use), or None for a model without a task."""
+    def tokenizer(self):
+        """The task's tokenizer as a Hugging Face ``PreTrainedTokenizerFast`` (from ``cfg.task``, built on first
+        use), or None for a model without a task."""
         if self._tokenizer is None and self.cfg.task is not None:
             task = importlib.import_module("tasks").from_spec(self.cfg.task)
-            self._tokenizer = TaskTokenizer(task.tokenizer)
+            self._tokenizer = as_hf_tokenizer(task.tokenizer)
         return self._tokenizer
 
     @tokenizer.setter
     def tokenizer(self, tokenizer: Any) -> None:
-        self._tokenizer = None if tokenizer is None or isinstance(tokenizer, TaskTokenizer) else TaskTokenizer(tokenizer)
+        self._tokenizer = as_hf_tokenizer(tokenizer)
 
-    def _need_tokenizer(self) -> TaskTokenizer:
+    def set_tokenizer(self, tokenizer: Any, default_padding_side: str = "right") -> None:
+        """HookedTransformer's ``set_tokenizer``: attach ``tokenizer`` (a Hugging Face tokenizer, or a task tokenizer,
+        converted with its ``to_hf()``) with ``padding_side = default_padding_side``."""
+        if default_padding_side not in ("left", "right"):
+            raise ValueError(f"default_padding_side must be 'left' or 'right', got {default_padding_side!r}")
+        tok = as_hf_tokenizer(tokenizer)
+        if tok is None:
+            raise ValueError("set_tokenizer needs a tokenizer, got None")
+        tok.padding_side = default_padding_side
+        self._tokenizer = tok
+
+    def _need_tokenizer(self):
         tok = self.tokenizer
         if tok is None:
             raise ValueError("this model has no tokenizer (cfg.task is None): pass token ids, or attach one with "
@@ -101,9 +74,9 @@ class TextMixin:
                                 f"{type(input).__name__}" + (" of non-str items" if texts else " (empty)"))
             tok = self._need_tokenizer()
             bos = self.cfg.default_prepend_bos if prepend_bos is None else prepend_bos
-            rows = [[tok.bos_token_id] * bool(bos) + tok.encode(t) for t in texts]
+            rows = [[tok.bos_token_id] * bool(bos) + _encode(tok, t) for t in texts]
             width = max(len(r) for r in rows)
-            side = padding_side or "right"
+            side = padding_side or getattr(tok, "padding_side", None) or "right"
             if side not in ("left", "right"):
                 raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
             pad = [[tok.pad_token_id] * (width - len(r)) for r in rows]
@@ -147,19 +120,53 @@ class TextMixin:
         else:
             ids = torch.as_tensor(input)
             if ids.dim() == 2 and ids.shape[0] > 1:
-                return [[tok.vocab[int(i)] for i in row] for row in ids]
+                return [tok.convert_ids_to_tokens(row.tolist()) for row in ids]
             ids = ids.reshape(-1)
-        return [tok.vocab[int(i)] for i in ids]
+        return tok.convert_ids_to_tokens(ids.tolist())
 
     def to_single_token(self, token: int | str) -> int:
         """The id of a one-token string (an id passes through); a string of several tokens raises."""
         if isinstance(token, int) and not isinstance(token, bool):
             return token
-        ids = self._need_tokenizer().encode(token)
+        ids = _encode(self._need_tokenizer(), token)
         if len(ids) != 1:
             raise ValueError(f"{token!r} is {len(ids)} tokens, not one")
         return ids[0]
 
     def to_single_str_token(self, token_id: int) -> str:
         """The string of one token id."""
-        return self._need_tokenizer().vocab[int(token_id)]
+        return self._need_tokenizer().convert_ids_to_tokens(int(token_id))
+
+    def get_token_position(self, single_token: int | str, input: str | torch.Tensor, mode: str = "first",
+                           prepend_bos: bool | None = None, padding_side: str | None = None) -> int:
+        """HookedTransformer's ``get_token_position``: the position of ``single_token`` (an id or a one-token
+        string) in ``input`` (text, ``[pos]`` or ``[1, pos]`` ids); ``mode`` "first" or "last" picks among
+        repeats. A token that does not occur raises, naming it."""
+        if mode not in ("first", "last"):
+            raise ValueError(f"mode must be 'first' or 'last', not {mode!r}")
+        tokens = self.to_tokens(input, prepend_bos=prepend_bos, padding_side=padding_side) if isinstance(input, str) \
+            else torch.as_tensor(input)
+        if tokens.dim() == 2:
+            if tokens.shape[0] != 1:
+                raise ValueError(f"input tokens of rank two must have shape [1, pos], got {tuple(tokens.shape)}")
+            tokens = tokens[0]
+        token = int(single_token.item()) if isinstance(single_token, torch.Tensor) else self.to_single_token(single_token)
+        hits = (tokens == token).nonzero()[:, 0]
+        if hits.numel() == 0:
+            raise ValueError(f"token {single_token!r} (id {token}) does not occur in the input")
+        return int(hits[0] if mode == "first" else hits[-1])
+
+
+def _encode(tok, text: str) -> list[int]:
+    """``tok``'s ids of ``text`` (no special tokens added); a word outside its vocabulary raises ``ValueError``
+    naming it (the word-level tokenizers have no unknown token, and the library's own error does not name it)."""
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    backend = getattr(tok, "backend_tokenizer", None)
+    pre = None if backend is None else backend.pre_tokenizer
+    if pre is not None and backend.model.__class__.__name__ == "WordLevel":
+        vocab = tok.get_vocab()
+        unknown = sorted({w for w, _ in pre.pre_tokenize_str(text) if w not in vocab})
+        if unknown:
+            raise ValueError(f"text has words not in the task's vocabulary: {unknown}")
+    return tok.encode(text, add_special_tokens=False)

@@ -56,7 +56,7 @@ def architecture(cfg, n_params: int) -> dict[str, Any]:
     """The card's architecture section, from a :class:`~plm_interp.config.PLMConfig`."""
     return {"n_layers": cfg.n_layers, "n_heads": cfg.n_heads, "d_model": cfg.d_model, "d_head": cfg.d_head,
             "d_mlp": cfg.d_mlp, "positional": cfg.positional, "attention_dir": cfg.attention_dir,
-            "n_ctx": cfg.n_ctx, "d_vocab": cfg.d_vocab, "dtype": cfg.dtype, "params": int(n_params)}
+            "n_ctx": cfg.n_ctx, "d_vocab": cfg.d_vocab, "dtype": cfg.dtype_name, "params": int(n_params)}
 
 
 def check_card(card: dict[str, Any], source: str = "card") -> None:

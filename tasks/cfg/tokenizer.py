@@ -61,6 +61,14 @@ class CFGTokenizer:
         """``token_ids`` as space-separated names (specials as ``<bos>`` etc.), for reading samples and outputs."""
         return " ".join(self.names[int(i)] for i in np.asarray(token_ids).reshape(-1))
 
+    def to_hf(self):
+        """This vocabulary as a Hugging Face ``PreTrainedTokenizerFast`` (what ``model.tokenizer`` holds): text is
+        space-separated token names (``"<bos> a c b"``), every id as here, ``decode`` is :meth:`to_text`."""
+        from plm_interp.model.hf_tokenizer import word_level_tokenizer
+
+        return word_level_tokenizer(self.names, bos_token=SPECIAL_NAMES[BOS], eos_token=SPECIAL_NAMES[EOS],
+                                    pad_token=SPECIAL_NAMES[PAD], mask_token=SPECIAL_NAMES[MASK])
+
     def from_authors_id(self, authors_id: int) -> int:
         """Our token id for a token id of the authors' data files."""
         t = len(self.terminals)

@@ -86,6 +86,14 @@ class Tokenizer:
                 out.append(w)
         return " ".join(out)
 
+    def to_hf(self):
+        """This vocabulary as a Hugging Face ``PreTrainedTokenizerFast`` (what ``model.tokenizer`` holds): the same
+        word splitter (:meth:`words`), every id as here, and ``decode`` attaching ``. , ; ? 's`` as :meth:`decode`."""
+        from plm_interp.model.hf_tokenizer import word_level_tokenizer
+
+        return word_level_tokenizer(self.vocab, bos_token="<BOS>", eos_token="<EOS>", pad_token="<PAD>",
+                                    word_pattern=_WORD.pattern, attached=sorted(ATTACHED))
+
     def save(self, path: str | Path) -> None:
         """Write the vocabulary as JSON ``{"modulus", "tokens"}`` (the shipped ``vocab_<modulus>.json`` format)."""
         Path(path).write_text(json.dumps({"modulus": self.modulus, "tokens": self.vocab}, indent=0), encoding="utf-8")
