@@ -35,7 +35,7 @@ from analyses.shared.igsm_inputs import check_positive, eval_problems, igsm_task
 from analyses.shared.igsm_text import param_names, verify_ids
 from analyses.shared.records import RecordsResult
 from analyses.shared.tally import op_rows, tally_by_op
-from analyses.reasoning_level import plot_by_op
+from analyses.shared.plots import plot_by_op
 from analyses.shared.v_queries import fit_regret_probe
 from analyses.registry import register
 from analyses.result import Z95, draw_headlines, headline, wilson

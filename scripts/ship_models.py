@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import math
 import tempfile
 import time
@@ -183,7 +184,7 @@ def main(argv=None) -> int:
 
 #: analyses whose card figures carry headline records (figure, control, majority, n, CI or seed range, verdict)
 OWN = ("analyses.v_probe", "analyses.regret_probe", "analyses.retry_upon_regret", "analyses.attention_boundary",
-       "analyses.generation")
+       "analyses.generation", "analyses.nt_probe")
 PAPER = {"nece acc": 99.0, "can_next acc": 99.0, "regret probe held-out acc": 99.0, "first mistakes caught": 60.0}
 
 
@@ -197,7 +198,8 @@ def own_calls(model) -> list[str]:
         sets = (f"op={t.config.op_max}", f"op={t.ood_ops()[0]}")
         return ['analyses.v_probe(model, probe="nece")', 'analyses.v_probe(model, probe="can_next")',
                 "analyses.regret_probe(model)", f"analyses.retry_upon_regret(model, n=64, sets={sets!r})"]
-    calls = [f"analyses.attention_boundary(model, n={96 if spec.get('grammar') != 'demo' else 192})"]
+    calls = [f"analyses.attention_boundary(model, n={96 if spec.get('grammar') != 'demo' else 192})",
+             "analyses.nt_probe(model)"]
     if spec.get("grammar") == "demo":  # cfg3b's 0% generation is left as measured (a random network cannot do worse)
         calls.insert(0, "analyses.generation(model, n=256, cut=20, controls=True)")
     return calls
@@ -240,6 +242,7 @@ def measure_own(model, out: Path, log=print, which: list[int] | None = None) -> 
         t = time.time()
         result = eval(call[:-1] + ", progress=False)", {"analyses": analyses, "model": model})
         name = call.split("(")[0].split(".")[-1] + "".join(f"_{x}" for x in ("nece", "can_next") if f'"{x}"' in call)
+        torch.set_num_threads(int(os.environ.get("PLM_THREADS", torch.get_num_threads())))
         result.save(out / name)
         new = headline_figures(result, call)
         if hasattr(result, "kl"):  # generation: the KL beside the random-init model's

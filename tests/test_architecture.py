@@ -100,3 +100,22 @@ def test_the_app_is_the_layer_that_joins_them():
     # the CLI's own modules do reach every layer (so the rule above is not vacuous)
     names = {n for p in (ROOT / "plm_interp" / "app").rglob("*.py") for _, n in imported_names(p)}
     assert any(violates(n, ("tasks",)) for n in names) and any(violates(n, ("analyses",)) for n in names)
+
+
+#: what an analysis may import of the analyses package: its machinery, never another analysis
+ANALYSIS_SUPPORT = ("analyses.shared", "analyses.registry", "analyses.result", "analyses._task", "analyses.display")
+
+
+def test_every_analysis_is_a_leaf():
+    """No analysis imports another (retry_upon_regret once stood on regret_probe on v_probe): shared machinery lives
+    in analyses/shared/ or in the library (the probes in plm_interp/probes/), so each analysis reads top to bottom."""
+    modules = {p.stem for p in (ROOT / "analyses").glob("*.py") if not p.stem.startswith("_")} - {
+        "registry", "result", "display"}
+    found = []
+    for path in sorted((ROOT / "analyses").glob("*.py")):
+        for line, name in imported_names(path):
+            if name.startswith("analyses.") and not violates(name, ANALYSIS_SUPPORT):
+                if name.split(".")[1] in modules:
+                    found.append(f"{path.name}:{line} imports {name}")
+    assert not found, found
+    assert "v_probe" in modules and "nt_probe" in modules   # the check sees the analyses it guards

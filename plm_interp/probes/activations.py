@@ -5,6 +5,7 @@ Layer ``l`` means the residual stream after ``l`` blocks: 0 is the embeddings (`
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Iterator
 
 import torch
@@ -55,3 +56,23 @@ def resolve_layers(model, layers: int | list[int] | str | None) -> list[int]:
             raise ValueError(f"layers = {layers!r}: {l!r} is not a layer index (an int)")
         out.append(check_layer(model, l))
     return out
+
+
+@contextmanager
+def fused(model):
+    """Run ``model`` on its fused kernels (``scaled_dot_product_attention``, ``F.layer_norm``) inside, eval mode too.
+
+    Why: a probe runs the frozen model over and over and never reads the attention pattern or the LayerNorm scale,
+    but a model in eval mode runs every hook point (``plm_interp.model.hooks``), 1.3-2x slower. The fused path gives
+    the same numbers to float tolerance (``tests/test_model_fast_path.py``), and a TransformerLens hook a user attached
+    to a point it would skip still forces the explicit path, so no hook is ever bypassed. A model without a
+    ``fast_path`` setting is run as it is."""
+    if not hasattr(model, "fast_path"):
+        yield model
+        return
+    old = model.fast_path
+    model.fast_path = "on"
+    try:
+        yield model
+    finally:
+        model.fast_path = old

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from jaxtyping import Float, Int
 
-from plm_interp.probes.activations import check_layer, hook_name
+from plm_interp.probes.activations import check_layer, fused, hook_name
 
 
 @torch.no_grad()
@@ -25,7 +25,7 @@ def cache_residuals(model, tokens: Int[torch.Tensor, "n pos"], layers: list[int]
         rows = slice(start, min(start + batch_size, tokens.shape[0]))
         seen = {}
         hooks = [(name, _saver(seen, layer)) for name, layer in names.items()]
-        with model.hooks(fwd_hooks=hooks):
+        with fused(model), model.hooks(fwd_hooks=hooks):
             out[top][rows] = model(tokens[rows], stop_at_layer=top).float()
         for layer, act in seen.items():
             out[layer][rows] = act

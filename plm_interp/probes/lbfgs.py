@@ -69,6 +69,8 @@ def fit_lbfgs(loss_fn: Callable[[], torch.Tensor], params: Iterable[torch.nn.Par
 
     state = opt.state[params[0]]
     prev, converged = None, False
+    if monitor is not None:  # the starting point is a candidate too (a warm start may already be the best)
+        monitor.check(0)
     while state.get("n_iter", 0) < max_iter:
         done = state.get("n_iter", 0)
         opt.param_groups[0]["max_iter"] = min(window, max_iter - done)

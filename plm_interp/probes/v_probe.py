@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import nn
 
-from plm_interp.probes.activations import check_layer
+from plm_interp.probes.activations import check_layer, fused
 from plm_interp.probes.seeding import seeded
 from plm_interp.probes.stopping import STOP_RULES, FigureMonitor, FigureStop
 
@@ -104,7 +104,8 @@ class VProbe(nn.Module):
         # a handle of our own on hook_embed, removed in ``finally``: other hooks the user attached stay in place
         handle = model.hook_embed.register_forward_hook(add_update)
         try:
-            resid = model(tokens, stop_at_layer=self.layer)
+            with fused(model):
+                resid = model(tokens, stop_at_layer=self.layer)
         finally:
             handle.remove()
         x = resid[torch.arange(tokens.shape[0], device=tokens.device), end]
@@ -145,16 +146,16 @@ class VFit:
     ``val_fraction`` of the training examples (at most ``max_val``: each check runs the model on all of them), and
     the stopping ``rule``. ``stop="loss"`` keeps the old rule (the
     training loss's running mean stops falling by ``tol`` over ``patience`` steps) for comparison."""
-    lr: float = 3e-3
+    lr: float = 2e-3
     batch_size: int = 64
     check_every: int = 20
     max_steps: int = 2000
     val_fraction: float = 0.2
     max_val: int = 500
-    rule: FigureStop = FigureStop(min_delta=0.001, patience=5)
+    rule: FigureStop = FigureStop(min_delta=0.001, patience=4)
     stop: str = "figure"
     head_iter: int = 100
-    head_examples: int = 1024
+    head_examples: int = 4096
 
     def __post_init__(self) -> None:
         for name in ("batch_size", "check_every", "max_steps", "head_iter", "max_val", "head_examples"):
@@ -245,7 +246,13 @@ def fit_v_probe(model, train: VExamples, layer: int, n_classes: int, rank: int =
 
     taken, converged, reason, curve = 0, False, "", []
     try:
-        # stage 1: the head on the model's own states (update zero), stopped by the validation figure
+        # stage 1: the head on the model's own states (update zero), stopped by the validation figure. It starts
+        # at the majority guess (zero weights, log-prior bias), so the first check is that guess: a fit can only
+        # keep weights that beat it on validation data
+        prior = torch.bincount(labels, minlength=n_classes).float().clamp_min(0.5)
+        with torch.no_grad():
+            probe.head.weight.zero_()
+            probe.head.bias.copy_((prior / prior.sum()).log())
         head_ex = fit_ex.subset(range(min(len(fit_ex), fit.head_examples)))  # forward passes are the cost
         states, v_states = probe.all_states(model, head_ex).to(dev), probe.all_states(model, val_ex).to(dev)
         head_monitor = FigureMonitor.of(
