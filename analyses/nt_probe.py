@@ -14,7 +14,7 @@ One measure on every device. The probe family is the paper's ("H = 16 heads, pos
 PAPERS.md Part 1, NT probes) on CPU and GPU alike, fitted by full-batch L-BFGS on activations computed once per model
 for all layers. The fit stops when the figure it reports has converged (:mod:`plm_interp.probes.stopping`): a fifth
 of the training strings is a validation split, the validation accuracy is checked every 10 iterations, and the fit
-keeps the best-validation weights once it has not gained 0.1 point in 5 checks. The paper's AdamW schedule (lr 3e-3,
+keeps the best-validation weights once it has not gained 0.1 point in 3 checks. The paper's AdamW schedule (lr 3e-3,
 batch 60, 30k steps, on fresh strings) is one way to approach the same figure; ``fit=MultiHeadFit(stop="loss")``
 fits to convergence of the training loss instead. Every record carries its iterations, stop reason and validation
 curve.
