@@ -81,6 +81,8 @@ class MultiHeadFit:
 
     @property
     def iteration_cap(self) -> int:
+        """L-BFGS iterations at most per fit: ``max_iter``, else 2,000 under the figure rule, STOP's 500 under the
+        loss rule."""
         return self.max_iter if self.max_iter is not None else (2000 if self.stop == "figure" else STOP["max_iter"])
 
     def fit_kwargs(self) -> dict:
@@ -89,6 +91,7 @@ class MultiHeadFit:
                     val_fraction=self.val_fraction, rule=self.rule)
 
     def as_dict(self) -> dict:
+        """The spec as plain JSON, for a result's ``settings``."""
         return {"n_heads": self.n_heads, "width": self.width, "ridge": self.ridge, "stop": self.stop,
                 "max_iter": self.iteration_cap, "val_fraction": self.val_fraction,
                 "min_delta": self.rule.min_delta, "patience": self.rule.patience, "optimiser": "L-BFGS",

@@ -83,9 +83,11 @@ class FigureMonitor:
 
     @classmethod
     def of(cls, evaluate: Callable[[], float], params: Iterable[torch.Tensor], rule: FigureStop | None = None):
+        """A monitor of ``evaluate()`` (validation accuracy) that snapshots ``params`` at its best check."""
         return cls(evaluate, list(params), rule or FigureStop())
 
     def check(self, step: int) -> bool:
+        """Record the validation figure at ``step``, keep the weights if it is the best so far; True: stop now."""
         value = float(self.evaluate())
         self.curve.append((int(step), value))
         if value > self.best:  # any gain keeps the better weights
@@ -106,15 +108,18 @@ class FigureMonitor:
 
     @property
     def converged(self) -> bool:
+        """Whether the rule (not ``max_checks``) ended the fit."""
         return self.reason.startswith("validation")
 
     @torch.no_grad()
     def restore(self) -> None:
+        """Write the best check's weights back into the parameters."""
         if self._snapshot is not None:
             for p, s in zip(self.params, self._snapshot):
                 p.copy_(s)
 
     def as_dict(self) -> dict:
+        """The fit's record: best validation accuracy, its step, checks, why it stopped, the curve."""
         return {"stop": "figure", "best_val_acc": round(self.best, 6), "best_step": self.best_step,
                 "checks": len(self.curve), "reason": self.reason,
                 "val_curve": [(step, round(v, 6)) for step, v in self.curve]}

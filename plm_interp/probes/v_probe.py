@@ -54,10 +54,12 @@ class VExamples:
         return len(self.prefixes)
 
     def subset(self, rows) -> "VExamples":
+        """The examples at ``rows``, in that order."""
         rows = list(rows)
         return VExamples([self.prefixes[i] for i in rows], [self.suffixes[i] for i in rows], self.labels[rows])
 
     def length(self, i: int) -> int:
+        """Tokens of example ``i`` (prefix and suffix): what a forward pass over it costs."""
         return len(self.prefixes[i]) + len(self.suffixes[i])
 
     def batch(self, rows, pad: int = 0, device=None):
@@ -112,6 +114,7 @@ class VProbe(nn.Module):
         return F.layer_norm(x.float(), x.shape[-1:])
 
     def forward(self, model, tokens, end, appended) -> Float[torch.Tensor, "b n_classes"]:
+        """Class scores at ``[END]`` (the head on :meth:`states`)."""
         return self.head(self.states(model, tokens, end, appended))
 
     @torch.no_grad()
@@ -127,6 +130,7 @@ class VProbe(nn.Module):
 
     @torch.no_grad()
     def predict(self, model, ex: VExamples, batch_size: int = 64) -> Int[torch.Tensor, " n"]:
+        """Predicted class of every example, in input order."""
         return self.head(self.all_states(model, ex, batch_size).to(self.head.weight.device)).argmax(-1).cpu()
 
     @torch.no_grad()
@@ -170,6 +174,7 @@ class VFit:
             raise ValueError(f"field 'stop' = {self.stop!r}: must be one of {list(STOP_RULES)}")
 
     def as_dict(self) -> dict[str, Any]:
+        """The spec as plain JSON, for a result's ``settings``."""
         return {"lr": self.lr, "batch_size": self.batch_size, "check_every": self.check_every,
                 "max_steps": self.max_steps, "val_fraction": self.val_fraction, "max_val": self.max_val,
                 "stop": self.stop,
