@@ -262,7 +262,7 @@ def fit_v_probe(model, train: VExamples, layer: int, n_classes: int, rank: int =
         states, v_states = probe.all_states(model, head_ex).to(dev), probe.all_states(model, val_ex).to(dev)
         head_monitor = FigureMonitor.of(
             lambda: float((probe.head(v_states).argmax(-1) == y_val).float().mean()), probe.head.parameters(),
-            FigureStop(fit.rule.min_delta, fit.rule.patience)) if fit.stop == "figure" else None
+            fit.rule) if fit.stop == "figure" else None
         fit_head(states, head_ex.labels.to(dev), probe.head, fit.head_iter, monitor=head_monitor)
         # stage 2: head and update jointly
         opt = torch.optim.Adam(probe.parameters(), lr=fit.lr)
@@ -289,12 +289,10 @@ def fit_v_probe(model, train: VExamples, layer: int, n_classes: int, rank: int =
             if since >= 25:
                 converged, reason = True, "training loss plateaued"
                 break
+        reason = reason or f"max_steps = {fit.max_steps} reached"
         if monitor is not None:
             monitor.restore()
             curve = monitor.curve
-            reason = reason or f"max_steps = {fit.max_steps} reached"
-        else:
-            reason = reason or f"max_steps = {fit.max_steps} reached"
     finally:
         for p, g in zip(model.parameters(), grad_state):
             p.requires_grad_(g)
@@ -306,7 +304,9 @@ def fit_v_probe(model, train: VExamples, layer: int, n_classes: int, rank: int =
         probe.fit_info = {"steps": taken, "converged": converged, "stop_reason": reason,
                           "train_loss": float(F.cross_entropy(logits, y)),
                           "train_acc": float((logits.argmax(-1) == y).float().mean()),
-                          "val_acc": val_acc(), "n_val": len(val_ex), "val_curve": curve}
+                          # the monitor already measured the kept weights' validation figure: no second pass
+                          "val_acc": monitor.best if monitor is not None else val_acc(), "n_val": len(val_ex),
+                          "val_curve": curve}
     return probe
 
 
