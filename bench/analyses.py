@@ -62,7 +62,10 @@ def one_call(model_name: str, analysis: str) -> dict:
     return {"model": model_name, "analysis": analysis, "wall_s": round(wall, 1), "target_s": target,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
             "converged": settings.get("converged", "n/a"), "threads": settings.get("torch_threads", "n/a"),
-            "headlines": heads, "fit_work": {"fits": len(work), "total": sum(work), "max": max(work, default=0)}}
+            "headlines": heads, "fit_work": {"fits": len(work), "total": sum(work), "max": max(work, default=0)},
+            # each fit's work and why it stopped: where an analysis's time goes (docs/analyses.md)
+            "per_fit": [{k: r[k] for k in ("model", "layer", "level", "probe", "iterations", "steps", "stop_reason")
+                         if k in r} for r in records if "iterations" in r or "steps" in r]}
 
 
 def sklearn_peer(model_name: str = "demo-rot") -> list[dict]:
