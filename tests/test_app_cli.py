@@ -1,12 +1,12 @@
 """The app layer's own rules: one --set parser for every subcommand, the task built once, a grammar file read once,
-subcommands found from plm_interp/app/commands."""
+subcommands found from plm_app/commands."""
 from __future__ import annotations
 
 import pytest
 
 import tasks
-from plm_interp.app import cli, overrides, runconfig
-from plm_interp.app.commands import analyze
+from plm_app import cli, overrides, runconfig
+from plm_app.commands import analyze
 from tasks.cfg import CFGTask, grammar
 
 
@@ -48,7 +48,7 @@ def test_a_builtin_grammar_file_is_read_once(monkeypatch):
 
 def test_subcommands_are_the_modules_of_app_commands():
     modules = cli.command_modules()
-    assert modules[:5] == ["plm_interp.app.commands.info", "plm_interp.app.commands.train",
-                           "plm_interp.app.commands.analyze", "plm_interp.app.quickstart",
-                           "plm_interp.app.commands.models"]
-    assert all(m.startswith("plm_interp.app.") for m in modules)
+    assert modules[:5] == ["plm_app.commands.info", "plm_app.commands.train",
+                           "plm_app.commands.analyze", "plm_app.quickstart",
+                           "plm_app.commands.models"]
+    assert all(m.startswith("plm_app.") for m in modules)

@@ -1,8 +1,8 @@
 """The layers import downward only: library <- tasks <- analyses <- app (docs/architecture.md).
 
-The library (every ``plm_interp`` module outside ``plm_interp.app``) imports neither ``tasks``, ``analyses`` nor
-``plm_interp.app``; ``tasks`` imports only the library; ``analyses`` imports the library and ``tasks``; only
-``plm_interp.app`` joins them all. Checked twice: at run time in a fresh interpreter (what importing a layer
+The library (``plm_interp``) imports neither ``tasks``, ``analyses`` nor the app (``plm_app``); ``tasks`` imports
+only the library; ``analyses`` imports the library and ``tasks``; only ``plm_app`` joins them all. (``plm_interp.app``
+is the app's deprecated alias: it names ``plm_app`` only as a string and is checked on its own below.) Checked twice: at run time in a fresh interpreter (what importing a layer
 actually loads, lazy imports included when they run at import time) and statically (every ``import`` statement in
 every file, also those inside functions, which run later).
 """
@@ -20,16 +20,20 @@ ROOT = Path(__file__).parents[1]
 
 #: layer -> the top-level names its files must not import
 FORBIDDEN = {
-    "library": ("tasks", "analyses", "plm_interp.app"),
-    "tasks": ("analyses", "plm_interp.app"),
-    "analyses": ("plm_interp.app",),
+    "library": ("tasks", "analyses", "plm_app"),
+    "tasks": ("analyses", "plm_app"),
+    "analyses": ("plm_app",),
 }
 
 
+#: layer -> its package folder
+PACKAGE = {"library": "plm_interp", "tasks": "tasks", "analyses": "analyses", "app": "plm_app"}
+#: the app's deprecated alias (``plm_interp.app`` -> ``plm_app``), not part of the library
+ALIAS = ROOT / "plm_interp" / "app"
+
+
 def layer_files(layer: str) -> list[Path]:
-    if layer == "library":
-        return sorted(p for p in (ROOT / "plm_interp").rglob("*.py") if "app" not in p.relative_to(ROOT).parts[1:2])
-    return sorted((ROOT / layer).rglob("*.py"))
+    return sorted(p for p in (ROOT / PACKAGE[layer]).rglob("*.py") if ALIAS not in p.parents)
 
 
 def module_name(path: Path) -> str:
@@ -77,7 +81,7 @@ import importlib, json, sys
 mods = json.loads(sys.argv[1])
 for m in mods:
     importlib.import_module(m)
-print(json.dumps(sorted(n for n in sys.modules if n.split('.')[0] in ('tasks', 'analyses')
+print(json.dumps(sorted(n for n in sys.modules if n.split('.')[0] in ('tasks', 'analyses', 'plm_app')
                         or n == 'plm_interp.app' or n.startswith('plm_interp.app.'))))
 """
 
@@ -91,15 +95,39 @@ def test_importing_a_layer_loads_no_higher_layer(layer):
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     loaded = json.loads(out.stdout.strip().splitlines()[-1])
-    bad = [n for n in loaded if violates(n, FORBIDDEN[layer])]
+    bad = [n for n in loaded if violates(n, FORBIDDEN[layer] + ("plm_interp.app",))]
     assert not bad, f"importing the {layer} layer loaded {bad}"
     assert len(modules) > 5
 
 
 def test_the_app_is_the_layer_that_joins_them():
     # the CLI's own modules do reach every layer (so the rule above is not vacuous)
-    names = {n for p in (ROOT / "plm_interp" / "app").rglob("*.py") for _, n in imported_names(p)}
+    names = {n for p in layer_files("app") for _, n in imported_names(p)}
     assert any(violates(n, ("tasks",)) for n in names) and any(violates(n, ("analyses",)) for n in names)
+
+
+def test_the_old_app_path_is_an_alias_that_imports_nothing_of_the_project():
+    """``plm_interp.app`` (where the app lived) still imports, and ``python -m plm_interp.app.cli`` still runs:
+    each ``plm_interp.app.X`` is the module ``plm_app.X`` itself, and importing the alias warns. Statically it
+    imports only the standard library, so the library's folder holds no arrow up."""
+    names = [n for p in ALIAS.rglob("*.py") for _, n in imported_names(p)]
+    assert names and not [n for n in names if n.split(".")[0] in ("plm_interp", "tasks", "analyses", "plm_app")]
+    check = ("import warnings; warnings.simplefilter('error', DeprecationWarning)\n"
+             "try:\n    import plm_interp.app\nexcept DeprecationWarning as w:\n    assert 'plm_app' in str(w)\n"
+             "else:\n    raise SystemExit('no warning')\n")
+    out = subprocess.run([sys.executable, "-c", check], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    same = ("import warnings; warnings.simplefilter('ignore')\n"
+            "import plm_interp.app.cli as old, plm_app.cli as new\n"
+            "from plm_interp.app import runconfig\nfrom plm_interp.app.experiments.scales import toml_value\n"
+            "import plm_app.runconfig, plm_app.experiments.scales as scales\n"
+            "assert old is new and runconfig is plm_app.runconfig and toml_value is scales.toml_value\n"
+            "assert old.__spec__.name == 'plm_app.cli'\n")
+    out = subprocess.run([sys.executable, "-c", same], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    out = subprocess.run([sys.executable, "-W", "ignore", "-m", "plm_interp.app.cli", "--help"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and "usage: plm-interp" in out.stdout, out.stderr[-2000:]
 
 
 #: what an analysis may import of the analyses package: its machinery, never another analysis

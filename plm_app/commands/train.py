@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from plm_interp.app import runconfig
+from plm_app import runconfig
 from plm_interp.config import ConfigError
 from plm_interp.training.config import RUNTIME_KEYS  # keys that may differ on --resume (shared with the trainer)
 

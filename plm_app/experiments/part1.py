@@ -7,8 +7,8 @@ tokens), at which rot is part-way (the ordering of the schemes can still show). 
 """
 from __future__ import annotations
 
-from plm_interp.app.experiments import extract as X
-from plm_interp.app.experiments.spec import Analysis, Arm, Experiment, Metric, Train
+from plm_app.experiments import extract as X
+from plm_app.experiments.spec import Analysis, Arm, Experiment, Metric, Train
 from plm_interp.config import POSITIONAL_SCHEMES
 
 DEMO = {"task.grammar": "demo", "model.n_ctx": 128, "train.max_steps": 3000, "train.batch_size": 32,

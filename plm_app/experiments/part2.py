@@ -9,8 +9,8 @@ the solution and sequential letters. Each arm runs both stages on its own data. 
 """
 from __future__ import annotations
 
-from plm_interp.app.experiments import extract as X
-from plm_interp.app.experiments.spec import Analysis, Arm, Experiment, Metric, Shipped, Train
+from plm_app.experiments import extract as X
+from plm_app.experiments.spec import Analysis, Arm, Experiment, Metric, Shipped, Train
 
 V_PROBES = ("nece", "dep", "known", "value", "can_next", "nece_next")
 COMMON = {"task.preset": "tiny", "train.batch_size": 32, "train.log_every": 50, "train.ckpt_every": 500}

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import tasks
-from plm_interp.app.overrides import parse_assignment
+from plm_app.overrides import parse_assignment
 from plm_interp.config import PRESETS, ConfigError, PLMConfig
 from plm_interp.training import init_from
 from plm_interp.training.config import TrainConfig, check_known, check_types
