@@ -100,7 +100,7 @@ def get(name: str) -> Callable[..., Any]:
 def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     """Refuse options the analysis does not take, or of the wrong type, naming the option and the value (before
     any model is loaded). Returns the options converted where that is lossless (a list for a tuple)."""
-    from plm_interp.training.config import check_types
+    from plm_interp.validation import check_types
 
     fn = get(name)
     params = set(inspect.signature(fn).parameters) - {"model", "task"}

@@ -20,7 +20,8 @@ import tasks
 from plm_app.overrides import parse_assignment
 from plm_interp.config import PRESETS, ConfigError, PLMConfig
 from plm_interp.training import init_from
-from plm_interp.training.config import TrainConfig, check_known, check_types
+from plm_interp.training.config import TrainConfig
+from plm_interp.validation import check_known, check_types
 
 SECTIONS = ("task", "model", "train")
 

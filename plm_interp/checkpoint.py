@@ -49,7 +49,7 @@ def load_model(directory: str | Path, device: str | None = None):
     """
     device = "cpu" if device is None else device
     from plm_interp.model import HookedPLM
-    from plm_interp.training.config import check_device_available
+    from plm_interp.validation import check_device_available
 
     if str(device).startswith(("cuda", "mps")):  # before reading anything
         check_device_available(str(device), "load_model field 'device'")

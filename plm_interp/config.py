@@ -13,6 +13,8 @@ from typing import Any
 
 import torch
 
+from plm_interp.validation import ConfigError, check_choice
+
 ATTENTION_DIRS = ("causal", "bidirectional")
 DTYPES = ("float32", "float64", "bfloat16", "float16")
 ACT_FNS = ("gelu", "gelu_new", "relu", "silu")
@@ -34,10 +36,6 @@ def __getattr__(name: str) -> Any:
 
         return scheme_names()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class ConfigError(ValueError):
-    """A config field has a value the model cannot be built with; the message names the field."""
 
 
 #: the largest LayerNorm ``eps`` accepted (see :class:`PLMConfig`); typical values are 1e-5 .. 1e-6
@@ -104,14 +102,14 @@ class PLMConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"config field {name!r} must be a positive integer, got {value!r}")
-        _choice("positional", self.positional, __getattr__("POSITIONAL_SCHEMES"))
-        _choice("attention_dir", self.attention_dir, ATTENTION_DIRS)
-        _choice("act_fn", self.act_fn, ACT_FNS)
+        check_choice("config field 'positional'", self.positional, __getattr__("POSITIONAL_SCHEMES"))
+        check_choice("config field 'attention_dir'", self.attention_dir, ATTENTION_DIRS)
+        check_choice("config field 'act_fn'", self.act_fn, ACT_FNS)
         # "LNPre" is what process_weights_ leaves (TL's name for LN with w = 1, b = 0; the modules stay LayerNorm)
-        _choice("normalization_type", self.normalization_type, ("LN", "LNPre"))
+        check_choice("config field 'normalization_type'", self.normalization_type, ("LN", "LNPre"))
         if isinstance(self.dtype, torch.dtype):
             self.dtype = str(self.dtype).removeprefix("torch.")
-        _choice("dtype", self.dtype, DTYPES)
+        check_choice("config field 'dtype'", self.dtype, DTYPES)
         if self.dtype == "float16" and str(self.device).startswith("cpu"):
             # CPU float16 kernels overflow where CUDA's accumulate in float32: the loss goes NaN silently
             raise ConfigError("config field 'dtype' = 'float16' is not supported on device 'cpu' (it trains to "
@@ -202,11 +200,6 @@ class PLMConfig:
 #: fields whose ``None`` default is derived from other fields in ``__post_init__`` (``d_head`` before
 #: ``rotary_dim``, which defaults to it)
 DERIVED_FIELDS = ("d_head", "d_mlp", "d_vocab_out", "rotary_dim", "initializer_range")
-
-
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"config field {name!r} = {value!r} is not one of {list(allowed)}")
 
 
 #: Named model sizes. Vocabulary and context come from the task; the rest from here.

@@ -9,7 +9,8 @@ import pytest
 
 import tasks
 from plm_interp.config import PLMConfig
-from plm_interp.training.config import TrainConfig, check_known
+from plm_interp.training.config import TrainConfig
+from plm_interp.validation import check_known
 from tasks.base import AnalysableTask, CFGAnalysisTask, IGSMAnalysisTask, missing_members
 from tasks.cfg import CFGTask
 from tasks.igsm import IGSMTask

@@ -78,7 +78,7 @@ def check_writable(out: Path) -> None:
 
 
 def check_device(device: str) -> None:
-    from plm_interp.training.config import check_device_available as check
+    from plm_interp.validation import check_device_available as check
 
     try:
         check(device)

@@ -62,7 +62,7 @@ class HookedPLM(Surface, WeightViews, TextMixin, ProcessWeights, HookSwitches, H
         self.unembed = Unembed(cfg)
         self.init_weights()
         if str(cfg.device).startswith(("cuda", "mps")):  # a named error, not torch's AssertionError
-            from plm_interp.training.config import check_device_available
+            from plm_interp.validation import check_device_available
             check_device_available(str(cfg.device), "config field 'device'")
         self.to(cfg.device)
         self.setup()
