@@ -5,7 +5,8 @@ from pathlib import Path
 
 #: modules whose classes check their own input and name the bad field in the message (config dataclasses): a
 #: type checker in front of them would answer first, with a generic message, so they are left out
-SELF_VALIDATING = ("plm_interp.config", "plm_interp.training.config", "plm_interp.training.lora_config")
+SELF_VALIDATING = ("plm_interp.config", "plm_interp.model.config", "plm_interp.training.config",
+                   "plm_interp.training.lora_config")
 #: deprecated aliases of modules checked under their own names (``plm_interp.app`` is ``plm_app``)
 ALIASES = ("plm_interp.app",)
 

@@ -20,7 +20,7 @@ from jaxtyping import Float, Int
 from torch import nn
 from transformer_lens import FactoredMatrix
 
-from plm_interp.config import PLMConfig
+from plm_interp.model.config import PLMConfig
 from plm_interp.model.hooks import HookPoint, use_fused
 from plm_interp.model.kv_cache import KVCacheEntry
 from plm_interp.model.positional import attention_positional

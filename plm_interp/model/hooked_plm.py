@@ -29,7 +29,7 @@ from jaxtyping import Float, Int
 from torch import nn
 from transformer_lens import HookedRootModule
 
-from plm_interp.config import PLMConfig
+from plm_interp.model.config import PLMConfig
 from plm_interp.model.attention import Attention
 from plm_interp.model.components import MLP, Embed, LayerNorm, Unembed
 from plm_interp.model.hooks import FAST_PATH_MODES, HookPoint
