@@ -7,7 +7,7 @@ import pytest
 import tasks
 from plm_app import cli, overrides, runconfig
 from plm_app.commands import analyze
-from tasks.cfg import CFGTask, grammar
+from tasks.cfg import CFGTask, loading
 
 
 @pytest.mark.parametrize("raw, value", [("1e-3", 0.001), ("true", True), ("[0.9, 0.95]", [0.9, 0.95]),
@@ -36,14 +36,14 @@ def test_train_with_a_preset_builds_the_task_once(tmp_path, monkeypatch):
 
 def test_a_builtin_grammar_file_is_read_once(monkeypatch):
     reads = []
-    real = grammar.load
-    monkeypatch.setattr(grammar, "load", lambda path, **kw: reads.append(path) or real(path, **kw))
-    grammar.load_builtin.cache_clear()
+    real = loading.load
+    monkeypatch.setattr(loading, "load", lambda path, **kw: reads.append(path) or real(path, **kw))
+    loading.load_builtin.cache_clear()
     task = CFGTask("cfg3f")
     for _ in range(4):
         task.spec()
     assert len(reads) == 1
-    grammar.load_builtin.cache_clear()
+    loading.load_builtin.cache_clear()
 
 
 def test_subcommands_are_the_modules_of_app_commands():

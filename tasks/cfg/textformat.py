@@ -113,12 +113,6 @@ def parse_text(text: str, name: str = "", default_name: str = "") -> Grammar:
 
 
 def to_text(g: Grammar) -> str:
-    """Write a grammar in the text format (explicit levels and terminal order, so it reloads equal)."""
-    lines = [f"name: {g.name}"] if g.name else []
-    for l, lvl in enumerate(g.rules):
-        lines.append(f"[level {l}]")
-        for i, sym in enumerate(lvl):
-            alts = " | ".join(" ".join(g.names[l + 1][c] for c in rhs) for rhs in sym)
-            lines.append(f"{g.names[l][i]} -> {alts}")
-    lines.append("terminals: " + " ".join(g.terminals))
-    return "\n".join(lines) + "\n"
+    """Write a grammar in the text format (explicit levels and terminal order, so it reloads equal):
+    :meth:`Grammar.to_text`."""
+    return g.to_text()
