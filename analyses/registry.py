@@ -67,7 +67,7 @@ def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         @functools.wraps(fn)
         def on_free_cores(*args: Any, **kwargs: Any) -> Any:
             """Every analysis runs with torch threads from the free cores (plm_interp.runtime): beside another
-            busy job, one thread per core would make each call several times slower (issue 17)."""
+            busy job, one thread per core would make each call several times slower (docs/analyses.md)."""
             if _depth:  # an analysis inside another keeps the outer call's threads
                 return fn(*args, **kwargs)
             from plm_interp.runtime import torch_threads

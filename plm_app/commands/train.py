@@ -206,8 +206,8 @@ def _forget_run(run_dir: Path) -> None:
 
 @contextlib.contextmanager
 def _threads(device, announce: bool):
-    """On a CPU, train with torch threads from the free cores (one per core beside another busy job ran each
-    step 5.6x slower than one thread: 1,600 vs 9,000 tokens/s for igsm-small on the 2-core CI machine)."""
+    """On a CPU, train with torch threads from the free cores: one per core beside another busy job runs each
+    step several times slower than one thread (docs/training.md)."""
     if device.type != "cpu":
         yield
         return
