@@ -152,8 +152,11 @@ class AnalysisModule(types.ModuleType):
 
 
 def _make_callable(module: types.ModuleType) -> None:
+    """``analyses.X(...)`` runs the analysis ``X`` only when the module ``X`` registers a function named ``X``; any
+    other module stays a plain module (calling it would have nothing to call)."""
     short = module.__name__.rpartition(".")[2]
-    if _ANALYSES.get(short) is getattr(module, short, None) and type(module) is types.ModuleType:
+    fn = getattr(module, short, None)
+    if fn is not None and _ANALYSES.get(short) is fn and type(module) is types.ModuleType:
         module.__class__ = AnalysisModule
 
 

@@ -4,11 +4,14 @@ The library (``plm_interp``) imports neither ``tasks``, ``analyses`` nor the app
 only the library; ``analyses`` imports the library and ``tasks``; only ``plm_app`` joins them all. (``plm_interp.app``
 is the app's deprecated alias: it names ``plm_app`` only as a string and is checked on its own below.) Checked twice: at run time in a fresh interpreter (what importing a layer
 actually loads, lazy imports included when they run at import time) and statically (every ``import`` statement in
-every file, also those inside functions, which run later).
+every file, also those inside functions, which run later). And no import circle: no two modules of the
+project reach each other through imports (``scripts/import_graph.py`` draws the graph; the same script prints
+the counts: floors, arrows back up, circles).
 """
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import subprocess
 import sys
@@ -17,6 +20,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parents[1]
+
+
+def _import_graph():
+    spec = importlib.util.spec_from_file_location("import_graph", ROOT / "scripts" / "import_graph.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+IG = _import_graph()
 
 #: layer -> the top-level names its files must not import
 FORBIDDEN = {
@@ -147,3 +160,63 @@ def test_every_analysis_is_a_leaf():
                     found.append(f"{path.name}:{line} imports {name}")
     assert not found, found
     assert "v_probe" in modules and "nt_probe" in modules   # the check sees the analyses it guards
+
+
+# -- circles and floors ---------------------------------------------------------------------------------------
+
+def test_no_import_circle_between_modules():
+    """No two modules reach each other through imports, counting those inside functions and under
+    ``TYPE_CHECKING``: a circle held together by a lazy import still ties both modules to each other (each can
+    be neither understood nor tested alone), and reorders into an ImportError when someone hoists the import."""
+    graph = IG.module_graph(ROOT)
+    assert len(graph) > 100 and set(IG.packages(ROOT)) == {"plm_interp", "tasks", "analyses", "plm_app"}
+    circles = IG.circles(graph)
+    assert not circles, "import circles:\n" + "\n".join(
+        " <-> ".join(c) + "\n    " + "\n    ".join(f"{a}:{graph[a][b]} imports {b}" for a in c for b in graph[a]
+                                                 if b in c) for c in circles)
+
+
+def test_the_folders_stand_on_four_floors_with_no_arrow_back_up():
+    """What the folders show: plm_app -> analyses -> tasks -> plm_interp, and no module of a lower package imports
+    a higher one (the deprecated alias plm_interp.app names plm_app only as a string)."""
+    graph = IG.module_graph(ROOT)
+    assert IG.arrows_back_up(graph) == []
+    assert IG.floors(IG.package_graph(graph)) == (4, ["plm_app", "analyses", "tasks", "plm_interp"])
+
+
+def _plant(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+
+
+def test_the_circle_check_sees_a_planted_circle(tmp_path):
+    # the checker itself: a circle closed by an import inside a function, and one through a package's __init__
+    _plant(tmp_path, {
+        "pkg/__init__.py": "from pkg.c import C\n",
+        "pkg/a.py": "import pkg.b\n",
+        "pkg/b.py": "def f():\n    from pkg.a import thing\n",
+        "pkg/c.py": "from pkg import VERSION\nfrom pkg import helper\nC = 1\n",
+        "pkg/helper.py": "from . import d\n",
+        "pkg/d.py": "X = 1\n",
+    })
+    graph = IG.module_graph(tmp_path, ["pkg"])
+    # a name imported from a package is an edge to the package, a module imported from it an edge to the module
+    assert graph["pkg.c"] == {"pkg": 1, "pkg.helper": 2} and graph["pkg.helper"] == {"pkg.d": 1}
+    assert graph["pkg.b"] == {"pkg.a": 2}
+    assert IG.circles(graph) == [["pkg", "pkg.c"], ["pkg.a", "pkg.b"]]
+    (tmp_path / "pkg" / "b.py").write_text("def f():\n    return 1\n")
+    (tmp_path / "pkg" / "c.py").write_text("C = 1\n")
+    assert IG.circles(IG.module_graph(tmp_path, ["pkg"])) == []
+
+
+def test_the_floor_count_sees_a_planted_arrow_back_up(tmp_path):
+    _plant(tmp_path, {
+        "plm_interp/__init__.py": "", "plm_interp/core.py": "def f():\n    import analyses.x\n",
+        "tasks/__init__.py": "import plm_interp.core\n",
+        "analyses/__init__.py": "", "analyses/x.py": "import tasks\n",
+    })
+    graph = IG.module_graph(tmp_path, ["plm_interp", "tasks", "analyses"])
+    assert IG.arrows_back_up(graph) == ["plm_interp.core:2 -> analyses.x"]
+    assert IG.circles(graph) == [["analyses.x", "plm_interp.core", "tasks"]]
