@@ -14,6 +14,8 @@ import io
 import math
 from typing import Any
 
+import numpy as np
+
 MAX_ROWS = 30
 HEADLINE_COLUMNS = ("metric", "value", "lo", "hi", "spread", "control", "control_name", "majority", "n", "verdict")
 
@@ -92,8 +94,6 @@ def default_plot(result):
     any, else its first numeric column by row, else a figure saying there is nothing to draw."""
     import matplotlib.pyplot as plt
 
-    from analyses.result import draw_headlines
-
     heads = _safe(result.headlines, [])
     fig, ax = plt.subplots(figsize=(max(3.0, 0.9 * len(heads) + 2) if heads else 4.0, 3.0))
     if heads:
@@ -162,3 +162,25 @@ def _md_table(cells: list[list[str]]) -> str:
     esc = lambda c: c.replace("|", "\\|")  # noqa: E731
     lines = ["| " + " | ".join(map(esc, cells[0])) + " |", "|" + "---|" * len(cells[0])]
     return "\n".join(lines + ["| " + " | ".join(map(esc, r)) + " |" for r in cells[1:]])
+
+
+def draw_headlines(ax, hs: list[dict[str, Any]]) -> None:
+    """Bars of the headline figures with their error bars, the control (x) and the majority guess (_) beside."""
+    x = np.arange(len(hs))
+    k = 100 if all(h.get("percent", True) for h in hs) else 1
+    vals = np.array([k * h["value"] for h in hs], dtype=float)
+    err = np.clip(np.array([[k * (h["value"] - h["lo"]) for h in hs], [k * (h["hi"] - h["value"]) for h in hs]],
+                           dtype=float), 0, None)  # a pooled figure may sit just outside its seeds' range
+    ax.bar(x, vals, 0.6, yerr=np.nan_to_num(err), capsize=3, color="tab:blue", label="figure (error bar)")
+    ctl = [(i, k * h["control"]) for i, h in enumerate(hs) if h.get("control") is not None]
+    maj = [(i, k * h["majority"]) for i, h in enumerate(hs) if h.get("majority") is not None]
+    fa = [(i, k * h["false_alarm"]) for i, h in enumerate(hs) if h.get("false_alarm") is not None]
+    if ctl:
+        ax.plot(*zip(*ctl), "x", color="tab:red", ms=9, mew=2, label=hs[ctl[0][0]].get("control_name", "control"))
+    if maj:
+        ax.plot(*zip(*maj), "_", color="black", ms=18, mew=2, label="majority guess")
+    if fa:
+        ax.plot(*zip(*fa), "v", color="tab:orange", ms=7, label="false-alarm rate")
+    ax.set_xticks(x, [f"{h['metric']}\nn={h['n']}" for h in hs], fontsize=6, rotation=20, ha="right")
+    ax.set_ylabel("%" if k == 100 else "value")
+    ax.legend(fontsize=6)

@@ -67,7 +67,7 @@ def register(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         @functools.wraps(fn)
         def on_free_cores(*args: Any, **kwargs: Any) -> Any:
             """Every analysis runs with torch threads from the free cores (plm_interp.runtime): beside another
-            busy job, one thread per core would make each call several times slower (issue 17)."""
+            busy job, one thread per core would make each call several times slower (docs/analyses.md)."""
             if _depth:  # an analysis inside another keeps the outer call's threads
                 return fn(*args, **kwargs)
             from plm_interp.runtime import torch_threads
@@ -100,7 +100,7 @@ def get(name: str) -> Callable[..., Any]:
 def check_options(name: str, options: dict[str, Any]) -> dict[str, Any]:
     """Refuse options the analysis does not take, or of the wrong type, naming the option and the value (before
     any model is loaded). Returns the options converted where that is lossless (a list for a tuple)."""
-    from plm_interp.training.config import check_types
+    from plm_interp.validation import check_types
 
     fn = get(name)
     params = set(inspect.signature(fn).parameters) - {"model", "task"}
@@ -152,8 +152,11 @@ class AnalysisModule(types.ModuleType):
 
 
 def _make_callable(module: types.ModuleType) -> None:
+    """``analyses.X(...)`` runs the analysis ``X`` only when the module ``X`` registers a function named ``X``; any
+    other module stays a plain module (calling it would have nothing to call)."""
     short = module.__name__.rpartition(".")[2]
-    if _ANALYSES.get(short) is getattr(module, short, None) and type(module) is types.ModuleType:
+    fn = getattr(module, short, None)
+    if fn is not None and _ANALYSES.get(short) is fn and type(module) is types.ModuleType:
         module.__class__ = AnalysisModule
 
 

@@ -15,7 +15,7 @@ false-alarm rate). Catch and false-alarm rates are always reported together, for
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -26,7 +26,8 @@ from analyses.shared.igsm_text import sentence_spans, verify_ids
 from analyses.shared.v_queries import fit_regret_probe, regret_examples
 from analyses._task import subjects as control_subjects
 from analyses.registry import register
-from analyses.result import AnalysisResult, draw_headlines, headline
+from analyses.result import draw_headlines, headline
+from analyses.shared.records import LayerRecordsResult
 from plm_interp.probes.stopping import coerce_spec
 from plm_interp.probes import VExamples, VFit, VProbe, fit_v_probe, resolve_layers, score
 from plm_interp.runtime import torch_threads
@@ -66,22 +67,16 @@ def as_examples(items, label: int) -> VExamples:
 
 
 @dataclass
-class RegretProbeResult(AnalysisResult):
+class RegretProbeResult(LayerRecordsResult):
     """Regret probe per model and layer: held-out accuracy (with majority and per label), the catch rate on the
-    model's real first mistakes and the false-alarm rate on its correct sentences."""
-    layers: list[int]
-    #: per (model, layer): acc, balanced_acc, majority, by_label, n, detect, n_mistakes, false_alarm,
-    #: n_correct_steps, steps, converged, train_acc
-    records: list[dict[str, Any]] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)
+    model's real first mistakes and the false-alarm rate on its correct sentences.
 
-    def record(self, layer: int | None = None, model: str = "trained") -> dict[str, Any]:
-        layer = self.layers[-1] if layer is None else layer
-        return next(r for r in self.records if (r["model"], r["layer"]) == (model, layer))
+    ``records``: per (model, layer): acc, balanced_acc, majority, by_label, n, detect, n_mistakes, false_alarm,
+    n_correct_steps, steps, converged, train_acc."""
 
     def headlines(self) -> list[dict[str, Any]]:
         t = self.record()
-        c = self.record(model="random-init") if any(r["model"] == "random-init" for r in self.records) else None
+        c = self.record(model="random-init") if self.has_model("random-init") else None
         out = [headline("regret probe held-out acc", t["acc"], t["n"], c and c["acc"], t["majority"])]
         if t.get("fit_failed"):  # a probe with a bias can reach the majority guess: below it, the fit failed
             out[0]["verdict"] = "FIT FAILED (below its majority guess: not a finding); " + out[0]["verdict"]
@@ -150,10 +145,9 @@ def regret_probe(model, task=None, layer: int | list[int] | str | None = None, n
                                 "n_mistakes": len(wrong),
                                 "false_alarm": float(alarms.float().mean()) if len(right) else float("nan"),
                                 "n_correct_steps": len(right), **vp.fit_info})
-    out = RegretProbeResult(layers, records, {"n_train": n_train, "n_test": n_test, "per_problem": per_problem,
-                                              "n_gen": n_gen, "mistake_sets": list(mistake_sets),
-                                              "balanced": balanced, "seed": seed, **fit.as_dict(),
-                                              "torch_threads": cores.threads,
-                                              "converged": all(r["converged"] for r in records)})
+    settings = {"n_train": n_train, "n_test": n_test, "per_problem": per_problem, "n_gen": n_gen,
+                "mistake_sets": list(mistake_sets), "balanced": balanced, "seed": seed, **fit.as_dict(),
+                "torch_threads": cores.threads, "converged": all(r["converged"] for r in records)}
+    out = RegretProbeResult(layers=layers, records=records, settings=settings)
     out.probes = probes  # the fitted probes by (model, layer), e.g. a detector for retry_upon_regret (not saved)
     return out

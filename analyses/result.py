@@ -11,7 +11,7 @@ majority guess and the same probe on a random-init model (Part 2.1 Fig. 7), and 
 examples carries sampling noise of several points. So a subclass may return :func:`headline` records from
 ``headlines()``: each carries the figure, its random-init control, the majority guess, ``n`` and either the spread
 over seeds or a 95% Wilson interval, plus a plain-words verdict on whether it beats its control. ``table()``
-prints them first, side by side; :func:`draw_headlines` draws them (figure, CI bar, control and majority
+prints them first, side by side; :func:`~analyses.display.draw_headlines` draws them (figure, CI bar, control and majority
 marks). A detection figure (catch rate) carries its false-alarm rate in the same record.
 """
 from __future__ import annotations
@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+# draw_headlines is re-exported: the analyses draw their headline figures with it from here
+from analyses.display import default_plot, draw_headlines, short_repr, to_html, to_markdown, to_pandas  # noqa: F401
 from plm_interp.io import atomic_write_bytes, atomic_write_json, atomic_write_png
 
 
@@ -128,28 +130,6 @@ def headline_table(hs: list[dict[str, Any]], digits: int = 1) -> str:
     return "\n".join(lines)
 
 
-def draw_headlines(ax, hs: list[dict[str, Any]]) -> None:
-    """Bars of the headline figures with their error bars, the control (x) and the majority guess (_) beside."""
-    x = np.arange(len(hs))
-    k = 100 if all(h.get("percent", True) for h in hs) else 1
-    vals = np.array([k * h["value"] for h in hs], dtype=float)
-    err = np.clip(np.array([[k * (h["value"] - h["lo"]) for h in hs], [k * (h["hi"] - h["value"]) for h in hs]],
-                           dtype=float), 0, None)  # a pooled figure may sit just outside its seeds' range
-    ax.bar(x, vals, 0.6, yerr=np.nan_to_num(err), capsize=3, color="tab:blue", label="figure (error bar)")
-    ctl = [(i, k * h["control"]) for i, h in enumerate(hs) if h.get("control") is not None]
-    maj = [(i, k * h["majority"]) for i, h in enumerate(hs) if h.get("majority") is not None]
-    fa = [(i, k * h["false_alarm"]) for i, h in enumerate(hs) if h.get("false_alarm") is not None]
-    if ctl:
-        ax.plot(*zip(*ctl), "x", color="tab:red", ms=9, mew=2, label=hs[ctl[0][0]].get("control_name", "control"))
-    if maj:
-        ax.plot(*zip(*maj), "_", color="black", ms=18, mew=2, label="majority guess")
-    if fa:
-        ax.plot(*zip(*fa), "v", color="tab:orange", ms=7, label="false-alarm rate")
-    ax.set_xticks(x, [f"{h['metric']}\nn={h['n']}" for h in hs], fontsize=6, rotation=20, ha="right")
-    ax.set_ylabel("%" if k == 100 else "value")
-    ax.legend(fontsize=6)
-
-
 @dataclasses.dataclass
 class AnalysisResult(abc.ABC):
     """Base class: a dataclass of numbers with ``.table()``, ``.to_dict()``, ``.plot()`` and ``.save(dir)``."""
@@ -161,8 +141,6 @@ class AnalysisResult(abc.ABC):
     def plot(self):
         """A matplotlib figure of the result. Subclasses draw their own; this default (a class that defines none
         still displays and saves) draws the headline figures, else the rows' last numeric column."""
-        from analyses.display import default_plot
-
         return default_plot(self)
 
     # -- notebook display (analyses/display.py): a short repr, the table and the plot inline, a DataFrame ---------
@@ -174,27 +152,19 @@ class AnalysisResult(abc.ABC):
             cls.__repr__ = AnalysisResult.__repr__
 
     def __repr__(self) -> str:
-        from analyses.display import short_repr
-
         return short_repr(self)
 
     def _repr_html_(self) -> str:
         """Jupyter's rich view: the headline table, the rows and the plot (inline PNG)."""
-        from analyses.display import to_html
-
         return to_html(self)
 
     def _repr_markdown_(self) -> str:
         """The same view in Markdown (for front ends that render Markdown rather than HTML)."""
-        from analyses.display import to_markdown
-
         return to_markdown(self)
 
     def to_pandas(self, which: str = "rows"):
         """:meth:`rows` (``which="headlines"``: the headline figures) as a ``pandas.DataFrame``; pandas is optional
         and its absence is named."""
-        from analyses.display import to_pandas
-
         return to_pandas(self, which)
 
     def to_dict(self) -> dict[str, Any]:

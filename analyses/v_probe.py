@@ -16,13 +16,14 @@ not that the model lacks the property: such a record is marked ``fit_failed`` an
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from analyses._task import subjects as control_subjects
 from analyses.registry import register
-from analyses.result import AnalysisResult, draw_headlines, headline
+from analyses.result import draw_headlines, headline
 from analyses.shared.igsm_inputs import check_positive, igsm_task
+from analyses.shared.records import LayerRecordsResult
 from analyses.shared.v_queries import PROBES, n_classes_of, probe_examples
 from plm_interp.probes.stopping import coerce_spec
 from plm_interp.probes import VFit, fit_v_probe, resolve_layers, score
@@ -30,32 +31,21 @@ from plm_interp.probes.v_probe import UPDATES, check_fits
 from plm_interp.runtime import torch_threads
 
 @dataclass
-class VProbeResult(AnalysisResult):
+class VProbeResult(LayerRecordsResult):
     """One V-probe's accuracy beside the majority guess and the random-init control, per model and layer; with
-    the balanced accuracy, per-label accuracy and the training record (steps, converged, train accuracy)."""
-    probe: str
-    layers: list[int]
-    #: one record per (model, layer): acc, balanced_acc, majority, by_label {label: acc}, n, steps, converged, ...
-    records: list[dict[str, Any]] = field(default_factory=list)
-    settings: dict[str, Any] = field(default_factory=dict)
+    the balanced accuracy, per-label accuracy and the training record (steps, converged, train accuracy).
 
-    def record(self, layer: int | None = None, model: str = "trained") -> dict[str, Any]:
-        layer = self.layers[-1] if layer is None else layer
-        for r in self.records:
-            if (r["model"], r["layer"]) == (model, layer):
-                return r
-        raise KeyError((model, layer))
-
-    def accuracy(self, layer: int | None = None, model: str = "trained") -> float:
-        return self.record(layer, model)["acc"]
+    ``records``: one per (model, layer): acc, balanced_acc, majority, by_label {label: acc}, n, steps, converged,
+    ...; ``record(layer, model)`` / ``accuracy(layer, model)`` default to the trained model at the last layer."""
+    probe: str = ""
 
     def headlines(self) -> list[dict[str, Any]]:
         """The last-layer accuracy beside control and majority; for a lopsided label (majority >= 70%, where the
         paper's Fig. 12 splits by label) also each label's accuracy beside the control's on that label."""
-        if not any(r["model"] == "trained" for r in self.records):
+        if not self.has_model("trained"):
             return []
         t = self.record()
-        c = self.record(model="random-init") if any(r["model"] == "random-init" for r in self.records) else None
+        c = self.record(model="random-init") if self.has_model("random-init") else None
         out = [headline(f"{self.probe} acc", t["acc"], t["n"], c and c["acc"], t["majority"])]
         if t.get("fit_failed"):  # a probe with a bias can reach the majority guess: below it, the fit failed
             out[0]["verdict"] = "FIT FAILED (below its majority guess: not a finding); " + out[0]["verdict"]
@@ -149,7 +139,7 @@ def v_probe(
                                  progress=progress, desc=f"v_probe {probe} {name} L{l}")
                 records.append({"model": name, "layer": l,
                                 **score(vp.predict(subject, test), test.labels, train.labels), **vp.fit_info})
-    return VProbeResult(probe, layers, records, {**fit.as_dict(), "rank": rank, "n_train": n_train,
-                                                 "n_test": n_test, "per_problem": per_problem, "balanced": balanced,
-                                                 "update": update, "seed": seed, "torch_threads": cores.threads,
-                                                 "converged": all(r["converged"] for r in records)})
+    settings = {**fit.as_dict(), "rank": rank, "n_train": n_train, "n_test": n_test, "per_problem": per_problem,
+                "balanced": balanced, "update": update, "seed": seed, "torch_threads": cores.threads,
+                "converged": all(r["converged"] for r in records)}
+    return VProbeResult(probe=probe, layers=layers, records=records, settings=settings)

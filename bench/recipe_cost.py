@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from plm_interp import HookedPLM
-from plm_interp.app import runconfig
+from plm_app import runconfig
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 H100_BF16_PEAK = 989e12  # FLOP/s, dense (no sparsity)

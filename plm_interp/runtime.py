@@ -1,8 +1,8 @@
 """How many CPU threads and data workers a call may use: the cores that are actually free, not all of them.
 
 Why: torch starts one thread per core. On a machine shared with one other busy job, two threads per core
-contend and every matmul waits on the other job's time slices; the issue that motivated this module measured
-an analysis slowing about 10x beside one job. Counting the cores this process may run on
+contend and every matmul waits on the other job's time slices, which slows a call several times over (the
+figures: docs/analyses.md, "Speed, threads and convergence"). Counting the cores this process may run on
 (``os.sched_getaffinity``) minus the ones other processes keep busy (their threads running now, sampled from the
 kernel's run queue) and using that many threads keeps each call close to its idle speed.
 """
@@ -79,8 +79,8 @@ def yielding_threads(proc: str = "/proc") -> int:
     every terminal session get, a thread's own nice only ranks it inside its group).
 
     Why: a background campaign started with ``nice`` leaves a nice-0 call nearly the whole core, so counting it as
-    busy cost every analysis beside it a core for nothing (nt_probe on demo-rot beside two niced trainings: 1 thread
-    and 272 s, against 2 threads and 238 s). 0 where ``/proc`` cannot be read."""
+    busy would cost every analysis beside it a core for nothing (docs/analyses.md). 0 where ``/proc`` cannot be
+    read."""
     root = Path(proc)
     groups_on = _read(root / "sys/kernel/sched_autogroup_enabled").strip() == "1"
     own_group = _autogroup(root / "self") if groups_on else None

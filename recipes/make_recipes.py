@@ -15,8 +15,8 @@ import sys
 from pathlib import Path
 
 from plm_interp.config import POSITIONAL_SCHEMES
-from plm_interp.app import runconfig
-from plm_interp.app.experiments.scales import toml_value
+from plm_app import runconfig
+from plm_app.experiments.scales import toml_value
 from tasks.cfg import BUILTINS, CFGTask
 from tasks.igsm import IGSMTask
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# API reference from the docstrings (pdoc, HTML) for plm_interp, tasks and analyses: docs/api/index.html.
+# API reference from the docstrings (pdoc, HTML) for plm_interp, tasks, analyses and plm_app: docs/api/index.html.
 #
 #   bash scripts/api_docs.sh            # writes docs/api/ (generated, gitignored)
 #   bash scripts/api_docs.sh OUT_DIR    # writes elsewhere (the tests use a temporary directory)
 #
-# pdoc follows a package's __all__ and so would skip every submodule of plm_interp, tasks and analyses; the
+# pdoc follows a package's __all__ and so would skip every submodule of the packages; the
 # public modules (no name part starting with "_") are therefore listed explicitly. Docstrings are reST-flavoured
 # (``code``, :class:`X`), hence --docformat restructuredtext. Needs the dev extra (pip install -e ".[dev]").
 set -euo pipefail
@@ -21,7 +21,7 @@ import pdoc
 import pdoc.extract
 
 specs, seen = [], set()
-for top in ("plm_interp", "tasks", "analyses"):
+for top in ("plm_interp", "tasks", "analyses", "plm_app"):
     pkg = importlib.import_module(top)
     for name in [top] + [m.name for m in pkgutil.walk_packages(pkg.__path__, top + ".")]:
         if name not in seen and not any(part.startswith("_") for part in name.split(".")):

@@ -30,8 +30,8 @@ py="${PLM_PYTHON:-.venv/bin/python}"
 carry="${PLM_CARRY:-}"
 if [ -n "$carry" ]; then
   [ $# -eq 1 ] || { echo "PLM_CARRY carries one experiment; name one" >&2; exit 2; }
-  [ -f "$carry/carry.json" ] && "$py" -m plm_interp.app.experiments.carry unpack "$1" --runs-dir "$runs" --to "$carry" --scale "$scale" >&2
-  trap '"$py" -m plm_interp.app.experiments.carry pack "$1" --runs-dir "$runs" --to "$carry" --scale "$scale" >&2' EXIT
+  [ -f "$carry/carry.json" ] && "$py" -m plm_app.experiments.carry unpack "$1" --runs-dir "$runs" --to "$carry" --scale "$scale" >&2
+  trap '"$py" -m plm_app.experiments.carry pack "$1" --runs-dir "$runs" --to "$carry" --scale "$scale" >&2' EXIT
 fi
 renice -n 19 -p $$ > /dev/null 2>&1 || true
 echo 19 > /proc/self/autogroup 2> /dev/null || true

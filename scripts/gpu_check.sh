@@ -7,4 +7,4 @@
 # See docs/training.md ("Checking a GPU").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec "${PLM_VENV:-.venv}/bin/python" -m plm_interp.app.gpu_check "$@"
+exec "${PLM_VENV:-.venv}/bin/python" -m plm_app.gpu_check "$@"

@@ -20,7 +20,7 @@ import torch  # noqa: E402
 torch.set_num_threads(1)
 import train_helpers  # noqa: E402,F401
 
-from plm_interp.app.cli import main  # noqa: E402
+from plm_app.cli import main  # noqa: E402
 
 RESULTS = []
 BASE = ["--set", "model.preset=tiny", "--set", "model.n_ctx=16", "--set", "train.max_steps=4",

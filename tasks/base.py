@@ -181,10 +181,9 @@ def _load_builtin() -> None:
     import importlib
     import importlib.metadata
     import pkgutil
+    from pathlib import Path
 
-    import tasks
-
-    for info in pkgutil.iter_modules(tasks.__path__):
+    for info in pkgutil.iter_modules([str(Path(__file__).parent)]):  # the subpackages of tasks/
         if info.ispkg and not info.name.startswith("_"):
             importlib.import_module(f"tasks.{info.name}")
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):

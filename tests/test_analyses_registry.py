@@ -11,7 +11,7 @@ import pytest
 
 import analyses
 from plm_interp import HookedPLM, preset_config
-from plm_interp.app.cli import main
+from plm_app.cli import main
 from tasks.cfg import CFGTask
 
 
@@ -102,7 +102,7 @@ def test_an_entry_point_adds_an_analysis_in_a_fresh_process(tmp_path):
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: ep-analyses\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[plm_interp.analyses]\nep_analyses = ep_analyses\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
-    out = subprocess.run([sys.executable, "-m", "plm_interp.app.cli", "analyze", "--list"], cwd=tmp_path, env=env,
+    out = subprocess.run([sys.executable, "-m", "plm_app.cli", "analyze", "--list"], cwd=tmp_path, env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "head_norms_ep" in out.stdout and "nt_probe" in out.stdout

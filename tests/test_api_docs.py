@@ -18,7 +18,7 @@ pytest.importorskip("pdoc")
 import analyses  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("plm_interp", "tasks", "analyses")
+PACKAGES = ("plm_interp", "tasks", "analyses", "plm_app")
 
 
 def public_modules() -> list[str]:

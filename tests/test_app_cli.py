@@ -1,13 +1,13 @@
 """The app layer's own rules: one --set parser for every subcommand, the task built once, a grammar file read once,
-subcommands found from plm_interp/app/commands."""
+subcommands found from plm_app/commands."""
 from __future__ import annotations
 
 import pytest
 
 import tasks
-from plm_interp.app import cli, overrides, runconfig
-from plm_interp.app.commands import analyze
-from tasks.cfg import CFGTask, grammar
+from plm_app import cli, overrides, runconfig
+from plm_app.commands import analyze
+from tasks.cfg import CFGTask, loading
 
 
 @pytest.mark.parametrize("raw, value", [("1e-3", 0.001), ("true", True), ("[0.9, 0.95]", [0.9, 0.95]),
@@ -36,19 +36,19 @@ def test_train_with_a_preset_builds_the_task_once(tmp_path, monkeypatch):
 
 def test_a_builtin_grammar_file_is_read_once(monkeypatch):
     reads = []
-    real = grammar.load
-    monkeypatch.setattr(grammar, "load", lambda path, **kw: reads.append(path) or real(path, **kw))
-    grammar.load_builtin.cache_clear()
+    real = loading.load
+    monkeypatch.setattr(loading, "load", lambda path, **kw: reads.append(path) or real(path, **kw))
+    loading.load_builtin.cache_clear()
     task = CFGTask("cfg3f")
     for _ in range(4):
         task.spec()
     assert len(reads) == 1
-    grammar.load_builtin.cache_clear()
+    loading.load_builtin.cache_clear()
 
 
 def test_subcommands_are_the_modules_of_app_commands():
     modules = cli.command_modules()
-    assert modules[:5] == ["plm_interp.app.commands.info", "plm_interp.app.commands.train",
-                           "plm_interp.app.commands.analyze", "plm_interp.app.quickstart",
-                           "plm_interp.app.commands.models"]
-    assert all(m.startswith("plm_interp.app.") for m in modules)
+    assert modules[:5] == ["plm_app.commands.info", "plm_app.commands.train",
+                           "plm_app.commands.analyze", "plm_app.quickstart",
+                           "plm_app.commands.models"]
+    assert all(m.startswith("plm_app.") for m in modules)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from plm_interp import HookedPLM, preset_config
-from plm_interp.app.experiments import emergence as E
+from plm_app.experiments import emergence as E
 from plm_interp.training.checkpointing import save_checkpoint
 from tasks.igsm import IGSMTask
 

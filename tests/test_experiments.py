@@ -1,4 +1,4 @@
-"""The experiment layer (plm_interp.app.experiments): specs validate, every spec runs end to end at the tiny scale,
+"""The experiment layer (plm_app.experiments): specs validate, every spec runs end to end at the tiny scale,
 re-issuing the command skips finished work and resumes unfinished runs, run names mean one command, the paper
 scale is the recipes, and the table is rebuilt correctly from planted run directories."""
 from __future__ import annotations
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from plm_interp.app import experiments
-from plm_interp.app.commands import experiment as command
-from plm_interp.app.experiments import runner, scales, table
-from plm_interp.app.experiments.spec import RECIPES, Analysis, Arm, Experiment, Metric, Shipped, Train
+from plm_app import experiments
+from plm_app.commands import experiment as command
+from plm_app.experiments import runner, scales, table
+from plm_app.experiments.spec import RECIPES, Analysis, Arm, Experiment, Metric, Shipped, Train
 
 NAMES = list(experiments.EXPERIMENTS)
 
@@ -52,7 +52,7 @@ def test_every_spec_validates(name):
 
 
 def test_equal_budget_and_equal_parameters_where_the_comparison_needs_them():
-    from plm_interp.app.commands import train as train_cli
+    from plm_app.commands import train as train_cli
 
     def resolved(run: Train):
         args = argparse.Namespace(task=run.kind, config=None, preset=run.preset,
@@ -182,7 +182,7 @@ def test_sigterm_mid_training_exits_143_with_a_checkpoint_and_reissuing_finishes
         if record.get("step") == 1:
             os.kill(os.getpid(), signal.SIGTERM)
     monkeypatch.setattr(metrics_module.MetricsLog, "log", log_then_term)
-    from plm_interp.app.cli import main  # the program's entry point: it turns the stop into the exit code
+    from plm_app.cli import main  # the program's entry point: it turns the stop into the exit code
 
     assert main(["experiment", "part1_corrupted", "--scale", "tiny", "--runs-dir", str(tmp_path)]) == 143
     assert "stopped by SIGTERM after step 1" in capsys.readouterr().err
@@ -218,7 +218,7 @@ def test_an_analysis_whose_options_changed_is_run_again_and_the_old_result_kept(
 
 
 def test_estimate_counts_tokens_from_the_config_and_times_real_steps():
-    from plm_interp.app.experiments.estimate import estimate
+    from plm_app.experiments.estimate import estimate
 
     costs = estimate(experiments.get("part1_corrupted"), "tiny", steps=2, report=lambda m: None)
     assert [c.name for c in costs] == ["cfg-demo-rot", "cfg-demo-rot-corrupt_frac0.1"]
@@ -367,7 +367,7 @@ def test_at_each_seed_every_arm_is_scored_on_the_same_problems_and_the_seeds_dif
     """lora_vs_full's base (shipped) row and its fine-tuned rows get the same analysis seed within an experiment
     seed (like with like), and a different one at each experiment seed, so the random-init control and the
     evaluation sample vary over the seeds (seed 0: the analysis's default)."""
-    from plm_interp.app.experiments import part1, part2
+    from plm_app.experiments import part1, part2
 
     exp = part2.part2_2_lora_vs_full
     for seed, expected in ((0, None), (1, 1)):
@@ -381,7 +381,7 @@ def test_at_each_seed_every_arm_is_scored_on_the_same_problems_and_the_seeds_dif
 
 
 def test_the_plan_is_seed_major_so_a_campaign_stopped_part_way_holds_complete_comparisons(tmp_path):
-    from plm_interp.app.experiments import part1
+    from plm_app.experiments import part1
 
     trains = [(s.label, s.seed) for s in runner.plan(part1.part1_corrupted, "cpu", tmp_path) if s.kind == "train"]
     assert trains == [("clean", 0), ("corrupt 0.1", 0), ("clean", 1), ("corrupt 0.1", 1)]
@@ -510,7 +510,7 @@ def test_two_processes_share_one_campaign_and_no_step_runs_twice(tmp_path):
     import sys
 
     runs = tmp_path / "runs"
-    argv = [sys.executable, "-m", "plm_interp.app.cli", "experiment", "part1_corrupted", "--scale", "tiny",
+    argv = [sys.executable, "-m", "plm_app.cli", "experiment", "part1_corrupted", "--scale", "tiny",
             "--runs-dir", str(runs), "--poll", "0.2"]
     procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     outs = [p.communicate(timeout=600) for p in procs]
@@ -526,7 +526,7 @@ def test_two_processes_share_one_campaign_and_no_step_runs_twice(tmp_path):
 
 
 def test_the_plan_records_what_each_step_needs(tmp_path):
-    from plm_interp.app.experiments import part2
+    from plm_app.experiments import part2
 
     steps = runner.plan(part2.part2_2_retry_pretrain, "cpu", tmp_path)
     by_dir = {(s.kind, s.directory.name): s.needs for s in steps}
@@ -598,7 +598,7 @@ def test_the_campaign_script_runs_each_experiment_without_waiting_then_waiting_a
 
 
 def test_arm_limits_the_work_to_that_arms_runs_and_an_unknown_arm_is_refused(tmp_path, capsys):
-    from plm_interp.app.experiments import part2
+    from plm_app.experiments import part2
 
     exp = part2.part2_2_retry_weak
     only = runner.plan(exp, "cpu", tmp_path, ["weak p=0.5"])

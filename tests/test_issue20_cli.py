@@ -14,7 +14,7 @@ import train_helpers  # noqa: E402,F401  (registers the count_test task)
 
 import analyses  # noqa: E402
 from plm_interp import HookedPLM, preset_config  # noqa: E402
-from plm_interp.app.cli import main  # noqa: E402
+from plm_app.cli import main  # noqa: E402
 from plm_interp.checkpoint import load_model  # noqa: E402
 from tasks.cfg import CFGTask  # noqa: E402
 
@@ -80,7 +80,7 @@ def test_issue20_9_out_that_is_a_file_is_refused_before_loading_or_computing(tmp
 
 
 def test_issue20_9_unwritable_location_is_refused_before_computing(tmp_path, capsys, monkeypatch):
-    import plm_interp.app.commands.analyze as analyze
+    import plm_app.commands.analyze as analyze
 
     def read_only(*args, **kwargs):
         raise PermissionError(13, "Permission denied")

@@ -1,7 +1,7 @@
 """Issue 35: quickstart validates everything before it writes anything (validation before any write)."""
 import pytest
 
-from plm_interp.app.cli import main
+from plm_app.cli import main
 
 
 @pytest.mark.parametrize("flag, value, key", [("--lr", "nan", "--lr"), ("--steps", "0", "--steps"),

@@ -8,7 +8,7 @@ import torch
 
 from plm_interp import HookedPLM, preset_config
 from plm_interp.checkpoint import save_model
-from plm_interp.app.cli import main as cli_main
+from plm_app.cli import main as cli_main
 from plm_interp.pretrained import (ENV_VAR, MAX_FILE_BYTES, MODEL_FILES, PACKAGE_ROOT, card, check_card,
                                    list_models, load_pretrained, model_card, ship_model)
 

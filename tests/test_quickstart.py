@@ -2,7 +2,7 @@
 one run directory holds one run's arguments (issue 20, finding 2)."""
 import json
 
-from plm_interp.app.cli import main
+from plm_app.cli import main
 
 FAST = ["--preset", "tiny", "--steps", "6", "--probe-max-iter", "3", "--n-probe", "16", "--n-eval", "4",
         "--no-progress"]

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from plm_interp import HookedPLM
-from plm_interp.app import runconfig
+from plm_app import runconfig
 
 RECIPES = Path(__file__).resolve().parent.parent / "recipes"
 GRAMMARS = ["cfg3b", "cfg3i", "cfg3h", "cfg3g", "cfg3f", "cfg3e1", "cfg3e2", "cfg3j", "cfg3k"]

@@ -9,7 +9,8 @@ import pytest
 
 import tasks
 from plm_interp.config import PLMConfig
-from plm_interp.training.config import TrainConfig, check_known
+from plm_interp.training.config import TrainConfig
+from plm_interp.validation import check_known
 from tasks.base import AnalysableTask, CFGAnalysisTask, IGSMAnalysisTask, missing_members
 from tasks.cfg import CFGTask
 from tasks.igsm import IGSMTask
@@ -73,7 +74,7 @@ def test_register_task_works_as_a_class_decorator():
 def test_presets_are_in_the_config_classes_own_keys(built, kind):
     for name, preset in built[kind].presets().items():
         check_known(TrainConfig, preset["train"], f"{kind} preset {name} train")
-        check_known(PLMConfig, preset["model"], f"{kind} preset {name} model")
+        check_known(PLMConfig.field_hints(), preset["model"], f"{kind} preset {name} model")
         TrainConfig.from_dict(dict(preset["train"]))
 
 

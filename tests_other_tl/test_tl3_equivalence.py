@@ -21,7 +21,8 @@ def tl_twin(model) -> HookedTransformer:
         n_layers=cfg.n_layers, d_model=cfg.d_model, n_ctx=cfg.n_ctx, d_head=cfg.d_head, n_heads=cfg.n_heads,
         d_mlp=cfg.d_mlp, d_vocab=cfg.d_vocab, act_fn=cfg.act_fn, normalization_type="LN", eps=cfg.eps,
         positional_embedding_type="rotary" if cfg.positional == "rot" else "standard",
-        rotary_dim=cfg.rotary_dim, rotary_base=int(cfg.rotary_base), attention_dir=cfg.attention_dir,
+        **(dict(rotary_dim=cfg.rotary_dim, rotary_base=int(cfg.rotary_base)) if cfg.positional == "rot" else {}),
+        attention_dir=cfg.attention_dir,
         default_prepend_bos=False, dtype=torch.float64)
     twin = HookedTransformer(tl_cfg)
     state = dict(model.state_dict())

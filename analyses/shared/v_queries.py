@@ -22,7 +22,8 @@ def probe_examples(task, problems: list[Problem], probe: str, per_problem: int =
                    balanced: bool = False) -> VExamples:
     """Up to ``per_problem`` random queries per problem (consecutive, so a split by rows is a split by problem),
     labelled from the true graph. With ``balanced`` a binary probe draws its label 50/50 first (when the problem
-    has both), so accuracy is not dominated by the majority class (``known`` is ~97% "no" on uniform queries)."""
+    has both), so accuracy is not dominated by the majority class (uniform queries are lopsided for some probes:
+    docs/part2_analyses.md)."""
     if probe not in PROBES:
         raise ValueError(f"field 'probe' = {probe!r}: must be one of {PROBES}")
     tok, rng = task.tokenizer, random.Random(f"v_probe:{probe}:{seed}")

@@ -20,7 +20,7 @@ from jaxtyping import Float, Int
 from torch import nn
 from transformer_lens import FactoredMatrix
 
-from plm_interp.config import PLMConfig
+from plm_interp.model.config import PLMConfig
 from plm_interp.model.hooks import HookPoint, use_fused
 from plm_interp.model.kv_cache import KVCacheEntry
 from plm_interp.model.positional import attention_positional
@@ -133,7 +133,7 @@ class Attention(nn.Module):
         kh = k.transpose(1, 2) if k is not None else None
         bias = self.positional.score_bias(qh, kh, q_pos, k_pos)
         # Half dtypes: scores and softmax in float32, as the fused kernel accumulates, so a large q·k gives the
-        # same finite pattern on both paths instead of inf - inf = NaN here only (issue 20 item 4).
+        # same finite pattern on both paths instead of inf - inf = NaN here only.
         up = torch.float32 if v.dtype in (torch.float16, torch.bfloat16) else v.dtype
         bias = None if bias is None else bias.to(up)
         if self.positional.uses_qk:

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import nn
 
-from plm_interp.config import PLMConfig
+from plm_interp.model.config import PLMConfig
 from plm_interp.model.hooks import HookPoint, use_fused
 
 

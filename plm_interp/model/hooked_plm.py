@@ -29,7 +29,7 @@ from jaxtyping import Float, Int
 from torch import nn
 from transformer_lens import HookedRootModule
 
-from plm_interp.config import PLMConfig
+from plm_interp.model.config import PLMConfig
 from plm_interp.model.attention import Attention
 from plm_interp.model.components import MLP, Embed, LayerNorm, Unembed
 from plm_interp.model.hooks import FAST_PATH_MODES, HookPoint
@@ -62,7 +62,7 @@ class HookedPLM(Surface, WeightViews, TextMixin, ProcessWeights, HookSwitches, H
         self.unembed = Unembed(cfg)
         self.init_weights()
         if str(cfg.device).startswith(("cuda", "mps")):  # a named error, not torch's AssertionError
-            from plm_interp.training.config import check_device_available
+            from plm_interp.validation import check_device_available
             check_device_available(str(cfg.device), "config field 'device'")
         self.to(cfg.device)
         self.setup()

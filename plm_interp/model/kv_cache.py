@@ -15,7 +15,7 @@ class KVCacheEntry:
     k: torch.Tensor | None = None  # [batch, pos, head, d_head]; None for schemes without keys
     v: torch.Tensor | None = None
     # room to grow into: ``k`` / ``v`` are prefixes of these buffers, so a step writes one position instead of
-    # copying the whole cache (torch.cat per token made decoding quadratic in length; 18% of demo-rot's time)
+    # copying the whole cache (torch.cat per token makes decoding quadratic in length; docs/model.md)
     _k_room: torch.Tensor | None = field(default=None, repr=False, compare=False)
     _v_room: torch.Tensor | None = field(default=None, repr=False, compare=False)
 

@@ -3,10 +3,14 @@
 ``hooked_plm.py``."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from jaxtyping import Float, Int
 from transformer_lens import ActivationCache
+
+from plm_interp.model.checkpoint_files import WEIGHTS, check_state_dict, read_checkpoint, save_model
 
 
 class Surface:
@@ -72,19 +76,20 @@ class Surface:
         return generate(self, input, **kwargs)
 
     def save_pretrained(self, directory) -> None:
-        """Write ``model.safetensors`` and ``config.json`` into ``directory`` (see
-        :func:`plm_interp.checkpoint.save_model`)."""
-        from plm_interp.checkpoint import save_model
-
+        """Write ``model.safetensors`` and ``config.json`` into ``directory``
+        (:func:`plm_interp.model.checkpoint_files.save_model`)."""
         save_model(self, directory)
 
     @classmethod
     def from_pretrained(cls, directory, device: str | None = None) -> "HookedPLM":
-        """Load a checkpoint written by :meth:`save_pretrained`, verified first (see
-        :func:`plm_interp.checkpoint.load_model`); ``device`` overrides the saved one."""
-        from plm_interp.checkpoint import load_model
-
-        return load_model(directory, device=device)
+        """Load a checkpoint written by :meth:`save_pretrained`, verified before anything is built
+        (:func:`plm_interp.model.checkpoint_files.read_checkpoint`): the config, the weights' checksum, every key
+        and shape. ``device`` overrides the saved one; the default is the CPU."""
+        cfg, state = read_checkpoint(directory, device)
+        model = cls(cfg.replace(device="cpu"))
+        check_state_dict(model, state, Path(directory) / WEIGHTS)
+        model.load_state_dict(state)
+        return model.to(cfg.device) if cfg.device != "cpu" else model
 
 
 def lm_loss(

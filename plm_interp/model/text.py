@@ -3,8 +3,8 @@
 notebook and ``transformer_lens.utilities.test_prompt`` (``transformer_lens.utils`` on 3.x) works.
 
 The tokenizer comes from ``cfg.task`` (the task spec every trained and shipped model records), built the first
-time it is needed through ``importlib`` — the library never imports ``tasks`` at import time (issue 15's layer
-rule) — as a Hugging Face ``PreTrainedTokenizerFast`` with the task's ids (see ``hf_tokenizer.py``). A caller may
+time it is needed through ``importlib`` — the library never imports ``tasks`` at import time (the layer rule,
+docs/architecture.md) — as a Hugging Face ``PreTrainedTokenizerFast`` with the task's ids (see ``hf_tokenizer.py``). A caller may
 attach another with ``model.set_tokenizer(...)`` / ``model.tokenizer = ...`` (a task tokenizer is converted).
 """
 from __future__ import annotations

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import types
-import typing
 from dataclasses import dataclass
 from typing import Any
 
-from plm_interp.config import ConfigError
+from plm_interp.validation import (ConfigError, check_choice, check_device_available, check_device_name, check_known,
+                                   check_types)
 
 SCHEDULES = ("cosine", "linear", "constant")
 #: train keys that change how a run is executed or reported, not its result; they may differ on resume
@@ -100,17 +99,17 @@ class TrainConfig:
                               "it; lower train.weight_decay")
         _require("min_lr_ratio", self.min_lr_ratio, lambda v: 0 <= v <= 1, "must be in [0, 1]")
         _require("grad_clip", self.grad_clip, lambda v: v >= 0, "must be >= 0")
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("precision", self.precision, PRECISIONS)
+        check_choice("train.schedule", self.schedule, SCHEDULES)
+        check_choice("train.precision", self.precision, PRECISIONS)
         for group in self.decay_params:
-            _choice("decay_params", group, PARAM_GROUPS)
+            check_choice("train.decay_params", group, PARAM_GROUPS)
         if self.lora is not None:  # validated here so a bad adapter spec fails before any work
             from plm_interp.training.lora import LoRAConfig
             LoRAConfig.from_dict(self.lora)
         if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
             raise ConfigError(f"train.micro_batch_size = {self.micro_batch_size} must divide "
                               f"train.batch_size = {self.batch_size}")
-        _check_device_name(self.device)
+        check_device_name(self.device)
 
     def warmup_warning(self, total_steps: int) -> str | None:
         """A message when ``warmup_steps`` exceeds the run's ``total_steps``: the learning rate then never
@@ -174,43 +173,6 @@ class TrainConfig:
         return cls(**data)
 
 
-# -- device checks ------------------------------------------------------------------------------------------
-
-def _check_device_name(device: str, field: str = "train.device") -> None:
-    import torch
-
-    if device == "auto":
-        return
-    try:
-        kind = torch.device(device).type
-    except (RuntimeError, ValueError, TypeError):
-        kind = None
-    if kind not in ("cpu", "cuda", "mps"):
-        raise ConfigError(f"{field} = {device!r} is not a device; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
-
-
-def check_device_available(device: str, field: str = "train.device") -> None:
-    """Raise :class:`ConfigError` if ``device`` does not exist on this machine, naming it as ``field`` (the
-    trainer's ``train.device``, a model's ``config field 'device'``, ``load_model``'s ``device``)."""
-    import torch
-
-    _check_device_name(str(device), field)
-    if device == "auto" or device == "cpu":
-        return
-    parsed = torch.device(device)
-    if parsed.type == "cuda":
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if count == 0:
-            raise ConfigError(f"{field} = {device!r} but CUDA is not available on this machine (torch "
-                              f"{torch.__version__}, built for CUDA {torch.version.cuda}); use {field} = "
-                              "'cpu'" + (" or 'auto'" if field == "train.device" else ""))
-        if parsed.index is not None and parsed.index >= count:
-            raise ConfigError(f"{field} = {device!r} but this machine has {count} CUDA device(s) "
-                              f"(cuda:0 .. cuda:{count - 1})")
-    elif parsed.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"{field} = {device!r} but MPS is not available on this machine; use 'cpu'")
-
-
 def _cuda_bf16() -> bool:
     import torch
 
@@ -223,87 +185,6 @@ def _cuda_name() -> str:
     return torch.cuda.get_device_name() if torch.cuda.is_available() else "this machine"
 
 
-# -- validation helpers (shared with the CLI's [model] section) ---------------------------------------------
-
-def check_known(cls: type, data: dict[str, Any], section: str) -> None:
-    """Refuse keys that are not init fields of the dataclass ``cls``, naming them and the known ones."""
-    known = {f.name for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"unknown key(s) {[f'{section}.{k}' for k in unknown]}; known keys in [{section}]: "
-                          f"{sorted(known)}")
-
-
-def check_types(cls: type, data: dict[str, Any], section: str) -> dict[str, Any]:
-    """Check each value of ``data`` against the annotation of the same-named field of dataclass ``cls``.
-
-    Returns the values converted where that is lossless: ints where floats are expected (TOML writes ``1``
-    for ``1.0``), lists where tuples are expected (TOML and JSON have no tuples). Bools are never numbers.
-    Raises :class:`ConfigError` naming ``section.key``, the value and the expected type.
-    """
-    hints = typing.get_type_hints(cls)
-    out = {}
-    for name, value in data.items():
-        if name not in hints:
-            continue
-        ok, converted = _conforms(value, hints[name])
-        if not ok:
-            raise ConfigError(f"{section}.{name} = {value!r} has the wrong type; expected {_type_name(hints[name])}")
-        out[name] = converted
-    return out
-
-
-def _conforms(value: Any, hint: Any) -> tuple[bool, Any]:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        for arg in args:
-            ok, converted = _conforms(value, arg)
-            if ok:
-                return True, converted
-        return False, value
-    if hint is type(None):
-        return value is None, value
-    if hint is Any:
-        return True, value
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return True, float(value)
-        return False, value
-    if hint is int:
-        return isinstance(value, int) and not isinstance(value, bool), value
-    if hint in (str, bool):
-        return isinstance(value, hint), value
-    if origin in (tuple, list):
-        if not isinstance(value, (tuple, list)):
-            return False, value
-        item_hints = args[:1] if origin is list or (len(args) == 2 and args[1] is Ellipsis) else args
-        if origin is tuple and len(item_hints) > 1 and len(value) != len(item_hints):
-            return False, value
-        out = []
-        for i, item in enumerate(value):
-            ok, converted = _conforms(item, item_hints[min(i, len(item_hints) - 1)] if item_hints else Any)
-            if not ok:
-                return False, value
-            out.append(converted)
-        return True, origin(out)
-    if origin is dict:
-        return isinstance(value, dict), value
-    if dataclasses.is_dataclass(hint) and isinstance(value, dict):  # a frozen spec given as its fields (JSON, --set):
-        return True, value  # the receiver builds it and names a bad field
-    return isinstance(value, hint) if isinstance(hint, type) else True, value
-
-
-def _type_name(hint: Any) -> str:
-    if typing.get_origin(hint) is None and isinstance(hint, type):
-        return hint.__name__
-    return str(hint).replace("typing.", "")
-
-
 def _require(name: str, value: Any, predicate, message: str) -> None:
     if value is not None and not predicate(value):
         raise ConfigError(f"train.{name} = {value!r} {message}")
-
-
-def _choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
-    if value not in allowed:
-        raise ConfigError(f"train.{name} = {value!r} is not one of {list(allowed)}")

@@ -61,7 +61,7 @@ class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or Inf; the message names the first such step and the last good checkpoint.
 
     ``step`` is that first step and ``last_good`` the newest complete checkpoint directory (None when none was
-    saved), so a caller (the CLI) can say which command continues: see ``plm_interp.app.commands.train``."""
+    saved), so a caller (the CLI) can say which command continues: see ``plm_app.commands.train``."""
 
     def __init__(self, message: str, step: int | None = None, last_good: Path | None = None):
         super().__init__(message)

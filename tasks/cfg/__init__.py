@@ -1,7 +1,7 @@
 """Context-free grammars (Physics of Language Models, Part 1) with exact ground truth.
 
-One module per concept: :mod:`~tasks.cfg.grammar` (layered grammars, the authors' JSON, built-ins),
-:mod:`~tasks.cfg.textformat`, :mod:`~tasks.cfg.random_grammar`, :mod:`~tasks.cfg.sampler` (annotated sampling),
+One module per concept: :mod:`~tasks.cfg.grammar` (layered grammars, the authors' JSON),
+:mod:`~tasks.cfg.textformat` (the readable text format), :mod:`~tasks.cfg.loading` (built-ins, files), :mod:`~tasks.cfg.random_grammar`, :mod:`~tasks.cfg.sampler` (annotated sampling),
 :mod:`~tasks.cfg.labels` (s_l, p_l, b_l, b#), :mod:`~tasks.cfg.chart` + :mod:`~tasks.cfg.parser` (membership, parse
 trees, parse counts), :mod:`~tasks.cfg.next_token` (exact next-token distribution, entropy, KL),
 :mod:`~tasks.cfg.expectations`, :mod:`~tasks.cfg.corruption`, :mod:`~tasks.cfg.implicit`,
@@ -10,7 +10,8 @@ trees, parse counts), :mod:`~tasks.cfg.next_token` (exact next-token distributio
 from tasks.base import register_task
 from tasks.cfg.corruption import Corrupted, flip_tokens, perturb_subtree, subgrammar
 from tasks.cfg.expectations import derivation_entropy_bits, expected_length, length_variance
-from tasks.cfg.grammar import BUILTINS, Grammar, GrammarError, from_authors_json, load, load_builtin, resolve
+from tasks.cfg.grammar import Grammar, GrammarError, from_authors_json
+from tasks.cfg.loading import BUILTINS, load, load_builtin, resolve
 from tasks.cfg.implicit import implicit_grammar, random_bags
 from tasks.cfg.labels import LabelledBatch, Labels
 from tasks.cfg.next_token import entropy_bits, kl_to_truth, next_token_logprobs, position_entropy_bits

@@ -1,7 +1,7 @@
 """The sparse, layered CYK chart that membership, parse trees, parse counts and the inside DP share.
 
 Why sparse: on the paper's grammars a string of length n has fewer than n derivable (span, symbol) pairs per level
-(measured: about 0.3-1.0 n), while a dense CYK table has O(n^2) cells per level. Why layered: level-``l`` spans
+(docs/cfg.md), while a dense CYK table has O(n^2) cells per level. Why layered: level-``l`` spans
 are built only from level-``l + 1`` spans, so the chart is computed level by level, bottom-up, for a whole
 batch at once. Each level is a join: a rule ``A -> X Y Z`` is matched by extending *items* (a rule whose first
 ``k`` children derive a span) with a next-level span that starts where the item ends and has the right symbol.

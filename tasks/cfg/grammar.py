@@ -1,10 +1,12 @@
-"""The layered context-free grammar: symbols by level, rules, validation, and the authors' JSON format.
+"""The layered context-free grammar: symbols by level, rules, validation, and its written forms (the authors'
+JSON both ways, the text format written; reading text is ``textformat.py``, files and built-ins ``loading.py``).
 
 Every algorithm in this package (sampler, parser, next-token DP, expectations) relies on the paper's *layered*
 shape: level 0 holds the root, the last level holds the terminals, and every rule of a level-``l`` symbol
 rewrites it into 1-3 symbols of level ``l + 1``. Layering bounds the span length of each level (which the parser
 exploits) and excludes cycles, so the grammar is validated once here and the algorithms never re-check it.
 
+>>> from tasks.cfg import load_builtin
 >>> g = load_builtin("cfg3b")
 >>> g.depth, g.n_terminals, g.n_rules
 (6, 3, 32)
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -21,8 +23,6 @@ import numpy as np
 
 #: longest right-hand side accepted (the paper's grammars use 2-3)
 MAX_RULE_LEN = 3
-BUILTIN_DIR = Path(__file__).parent / "grammars"
-BUILTINS = ("cfg3b", "cfg3i", "cfg3h", "cfg3g", "cfg3f", "cfg3e1", "cfg3e2", "cfg3j", "cfg3k", "demo")
 
 Rules = tuple[tuple[tuple[tuple[int, ...], ...], ...], ...]
 
@@ -153,15 +153,22 @@ class Grammar:
         return cls(names=d["names"], rules=d["rules"], name=d.get("name", ""),
                    allow_unreachable=bool(d.get("allow_unreachable", False)))
 
+    def to_text(self) -> str:
+        """The readable text format (``textformat.py`` reads it back), with explicit levels and terminal order, so
+        it reloads equal."""
+        lines = [f"name: {self.name}"] if self.name else []
+        for lvl, lvl_rules in enumerate(self.rules):
+            lines.append(f"[level {lvl}]")
+            for i, sym in enumerate(lvl_rules):
+                alts = " | ".join(" ".join(self.names[lvl + 1][c] for c in rhs) for rhs in sym)
+                lines.append(f"{self.names[lvl][i]} -> {alts}")
+        lines.append("terminals: " + " ".join(self.terminals))
+        return "\n".join(lines) + "\n"
+
     def save(self, path: str | Path) -> None:
         """Write ``.json`` (authors' layout) or any other suffix (the readable text format)."""
         path = Path(path)
-        if path.suffix == ".json":
-            path.write_text(json.dumps(self.to_authors_json()))
-        else:
-            from tasks.cfg.textformat import to_text
-
-            path.write_text(to_text(self))
+        path.write_text(json.dumps(self.to_authors_json()) if path.suffix == ".json" else self.to_text())
 
 
 def _child_index(c: Any, lvl: int, i: int) -> int:
@@ -219,7 +226,8 @@ def from_authors_json(d: dict[str, Any], name: str = "", allow_unreachable: bool
     Unreachable symbols are refused unless ``allow_unreachable`` is passed or the file declares it (a field
     ``"allow_unreachable": true``, which :meth:`Grammar.to_authors_json` writes): a user's file with an unreachable
     symbol is usually a typo, so strictness is never switched off by *inferring* it from the rules. The built-in
-    cfg3e1 (which the authors shipped with unreachable NTs) is loaded with the flag set by :func:`load_builtin`.
+    cfg3e1 (which the authors shipped with unreachable NTs) is loaded with the flag set by
+    :func:`tasks.cfg.loading.load_builtin`.
     """
     if not isinstance(d, dict) or "all" not in d:
         raise GrammarError("authors' grammar JSON needs field 'all' (list of levels of symbols)")
@@ -242,60 +250,3 @@ def from_authors_json(d: dict[str, Any], name: str = "", allow_unreachable: bool
         if not isinstance(allow_unreachable, bool):
             raise GrammarError(f"field 'allow_unreachable' must be true or false, got {allow_unreachable!r}")
     return Grammar(names=names, rules=rules, name=name or d.get("name", ""), allow_unreachable=allow_unreachable)
-
-
-#: built-ins the authors shipped with NTs that no rule reaches (loaded with ``allow_unreachable``)
-_UNREACHABLE_BUILTINS = ("cfg3e1",)
-
-
-def load(path: str | Path, allow_unreachable: bool | None = None) -> Grammar:
-    """Load a grammar file: ``.json`` in the authors' layout, anything else in the text format.
-
-    ``allow_unreachable`` (default: what the file declares, else strict) applies to the authors' JSON layout; the
-    text format declares it in the file.
-    """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"grammar file {str(path)!r} does not exist")
-    if not path.is_file():
-        raise GrammarError(f"grammar file {str(path)!r} is a directory, not a grammar file; give a built-in name "
-                           f"{list(BUILTINS)} or a grammar file")
-    try:
-        text = path.read_bytes().decode("utf-8")
-        if path.suffix == ".json":
-            d = json.loads(text)
-    except ValueError as exc:  # not UTF-8, or not JSON
-        raise GrammarError(f"grammar file {str(path)!r} does not read ({exc})") from None
-    if path.suffix == ".json":
-        return from_authors_json(d, name=d.get("name") or path.stem, allow_unreachable=allow_unreachable)
-    from tasks.cfg.textformat import parse_text
-
-    return parse_text(text, default_name=path.stem)
-
-
-@lru_cache(maxsize=None)
-def load_builtin(name: str) -> Grammar:
-    """One of :data:`BUILTINS` by name (the paper's nine grammars and ``"demo"``); each file is read once per
-    process (a :class:`Grammar` is frozen, so every caller can share it; ``CFGTask.spec()`` asks often)."""
-    if name not in BUILTINS:
-        raise GrammarError(f"grammar name {name!r} is not a built-in; known: {list(BUILTINS)}")
-    if name == "demo":
-        return load(BUILTIN_DIR / "demo.txt")
-    return load(BUILTIN_DIR / f"{name}.json", allow_unreachable=name in _UNREACHABLE_BUILTINS or None)
-
-
-def resolve(grammar: "str | Grammar | dict") -> Grammar:
-    """Accept a built-in name, a path to a grammar file, a :class:`Grammar` or its :meth:`Grammar.to_dict`."""
-    if isinstance(grammar, Grammar):
-        return grammar
-    if isinstance(grammar, dict):
-        return Grammar.from_dict(grammar)
-    if isinstance(grammar, (str, Path)):
-        if not str(grammar).strip():  # Path("") is the current directory
-            raise GrammarError(f"grammar {str(grammar)!r} is empty; give a built-in name {list(BUILTINS)} or a file")
-        if str(grammar) in BUILTINS:
-            return load_builtin(str(grammar))
-        if Path(grammar).exists():
-            return load(grammar)
-        raise GrammarError(f"grammar {str(grammar)!r} is neither a built-in {list(BUILTINS)} nor an existing file")
-    raise GrammarError(f"grammar must be a name, path, Grammar or dict; got {type(grammar).__name__}")

@@ -2,7 +2,7 @@
 
 All three read the sparse layered chart of :mod:`tasks.cfg.chart`, built for a whole batch at once.
 
->>> from tasks.cfg.grammar import load_builtin
+>>> from tasks.cfg import load_builtin
 >>> from tasks.cfg.sampler import sample
 >>> g = load_builtin("demo")
 >>> batch = sample(g, 3, seed=0)

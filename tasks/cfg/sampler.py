@@ -25,7 +25,7 @@ def _check(n: int, seed) -> None:
 def sample(grammar: Grammar, n: int, seed: "int | np.random.Generator | None" = 0) -> LabelledBatch:
     """Sample ``n`` strings with all labels; the same seed gives the same batch.
 
-    >>> from tasks.cfg.grammar import load_builtin
+    >>> from tasks.cfg import load_builtin
     >>> batch = sample(load_builtin("demo"), 4, seed=0)
     >>> len(batch), batch.s.shape[1]
     (4, 4)

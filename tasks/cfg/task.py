@@ -19,7 +19,8 @@ from jaxtyping import Bool, Float, Int
 
 from tasks.base import Batch, Task
 from tasks.cfg.corruption import flip_tokens
-from tasks.cfg.grammar import BUILTINS, Grammar, load_builtin, resolve
+from tasks.cfg.grammar import Grammar
+from tasks.cfg.loading import BUILTINS, load_builtin, resolve
 from tasks.cfg.implicit import implicit_grammar
 from tasks.cfg.labels import LabelledBatch
 from tasks.cfg.next_token import next_token_logprobs

@@ -25,7 +25,7 @@ def test_bad_analysis_input_generation_cut(monkeypatch, cut, words):
 
 
 def test_bad_analysis_input_generation_cut_cli(tmp_path, capsys):
-    from plm_interp.app.cli import main
+    from plm_app.cli import main
     model, _ = _model()
     model.save_pretrained(tmp_path / "m")
     assert main(["analyze", "generation", "--model", str(tmp_path / "m"), "--set", "n=4", "--set", "kl_strings=2",

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from plm_interp.app.cli import main
+from plm_app.cli import main
 
 pytestmark = pytest.mark.slow
 

@@ -25,7 +25,7 @@ def test_builtins_match_papers_table(name):
 
 
 def test_builtin_rules_equal_the_authors_file():
-    raw = json.load(open(__import__("tasks.cfg.grammar", fromlist=["x"]).BUILTIN_DIR / "cfg3f.json"))
+    raw = json.load(open(__import__("tasks.cfg.loading", fromlist=["x"]).BUILTIN_DIR / "cfg3f.json"))
     g = load_builtin("cfg3f")
     for lvl in range(g.depth):
         assert [list(map(list, r)) for r in g.rules[lvl]] == [s["children"] for s in raw["all"][lvl]]

@@ -82,7 +82,8 @@ def test_issue20_6_non_integer_child_index_refused(child):
 
 def test_issue35_bad_grammar_names_are_refused_by_name(tmp_path):
     """``task.grammar=""`` or a directory gave IsADirectoryError tracebacks; a non-UTF-8 file a UnicodeDecodeError."""
-    from tasks.cfg.grammar import GrammarError, resolve
+    from tasks.cfg.grammar import GrammarError
+    from tasks.cfg.loading import resolve
 
     for bad, words in (("", "is empty"), (str(tmp_path), "is a directory")):
         with pytest.raises(GrammarError, match=words):

@@ -116,7 +116,7 @@ def test_from_spec_partial_config_keeps_the_preset_values():
 
 
 def test_run_config_accepts_flat_generator_overrides():
-    from plm_interp.app.runconfig import ConfigError, resolve
+    from plm_app.runconfig import ConfigError, resolve
 
     rc = resolve("igsm", {"task": {"preset": "small", "op_max": 3, "ip_max": 4}, "model": {"preset": "tiny"},
                           "train": {"max_steps": 1}})

@@ -8,7 +8,7 @@ import pytest
 import torch
 from train_helpers import small_config, source, state_equal, tiny_model
 
-from plm_interp.app.experiments.carry import pack, progress, train_runs, unpack
+from plm_app.experiments.carry import pack, progress, train_runs, unpack
 from plm_interp.training import Trainer
 
 EXP = "part2_1_emergence"

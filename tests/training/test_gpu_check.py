@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from plm_interp.app import gpu_check
+from plm_app import gpu_check
 
 ROOT = Path(__file__).resolve().parents[2]
 STAGES = ["sdpa backends", "gpt2-small rot", "gpt2-small abs", "transformers GPT-2 (sdpa)",
@@ -108,7 +108,7 @@ def test_subcommand_module_registers_gpu_check_with_the_same_options():
     import argparse
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("gpu_check_cmd", ROOT / "plm_interp" / "app" / "commands" /
+    spec = importlib.util.spec_from_file_location("gpu_check_cmd", ROOT / "plm_app" / "commands" /
                                                   "gpu_check.py")
     command = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(command)

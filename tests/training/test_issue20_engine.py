@@ -240,7 +240,7 @@ def test_issue20_10_load_model_says_when_it_cannot_verify_the_weights(tmp_path):
 def test_issue20_10_every_package_ships_py_typed():
     patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["*"]
     assert any(fnmatch.fnmatch("py.typed", p) for p in patterns)
-    for package in ("plm_interp", "tasks", "analyses"):
+    for package in ("plm_interp", "tasks", "analyses", "plm_app"):
         assert (ROOT / package / "py.typed").is_file(), package
 
 

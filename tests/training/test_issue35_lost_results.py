@@ -10,8 +10,8 @@ import os
 import pytest
 import train_helpers  # noqa: F401  (registers the count_test task)
 
-from plm_interp.app.cli import main
-from plm_interp.app.commands import train as train_cli
+from plm_app.cli import main
+from plm_app.commands import train as train_cli
 from plm_interp.training import lock
 
 BASE = ["--set", "model.preset=tiny", "--set", "model.n_ctx=16", "--set", "train.max_steps=2",

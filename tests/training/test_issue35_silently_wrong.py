@@ -15,7 +15,7 @@ import torch
 import train_helpers  # noqa: F401  (registers the count_test task)
 from train_helpers import small_config, source, state_equal, tiny_model
 
-from plm_interp.app.cli import main
+from plm_app.cli import main
 from plm_interp.config import ConfigError, PLMConfig
 from plm_interp.training import TrainConfig, Trainer
 from plm_interp.training import checkpointing as ckpt

@@ -15,7 +15,7 @@ from plm_interp import HookedPLM, preset_config
 from plm_interp.checkpoint import load_model
 from plm_interp.config import ConfigError
 from plm_interp.training import TrainConfig, Trainer
-from plm_interp.app.commands import train as train_cli
+from plm_app.commands import train as train_cli
 from plm_interp.training.lora import (ADAPTERS_FILE, LoRAConfig, adapters, apply_lora, load_adapters, merge_lora,
                                       remove_lora, save_adapters, unmerge_lora)
 

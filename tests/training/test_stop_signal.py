@@ -9,7 +9,7 @@ import pytest
 import torch
 from train_helpers import small_config, source, state_equal, tiny_model
 
-from plm_interp.app.cli import main
+from plm_app.cli import main
 from plm_interp.checkpoint import load_model
 from plm_interp.training import Trainer, TrainingStopped, read_metrics
 from plm_interp.training import metrics as metrics_module

@@ -7,7 +7,7 @@ import pytest
 import train_helpers  # noqa: F401  (registers the count_test task)
 
 from plm_interp.checkpoint import load_model
-from plm_interp.app.cli import main
+from plm_app.cli import main
 
 BASE = ["--set", "model.preset=tiny", "--set", "model.n_ctx=16", "--set", "train.max_steps=4",
         "--set", "train.batch_size=4", "--set", "train.progress=false", "--set", "train.ckpt_every=2"]
@@ -64,7 +64,7 @@ def test_resume_rules(tmp_path, capsys):
 
 
 def test_task_preset_layer(tmp_path):
-    from plm_interp.app import runconfig
+    from plm_app import runconfig
 
     class Fake:
         kind = "fake"

@@ -6,7 +6,7 @@ import train_helpers  # noqa: F401  (registers the count_test task)
 
 from plm_interp.config import ConfigError
 from plm_interp.training import TrainConfig
-from plm_interp.app import runconfig
+from plm_app import runconfig
 
 
 @pytest.mark.parametrize("field, value, words", [

@@ -74,7 +74,7 @@ def test_bidirectional_model_needs_a_masked_stream():
     import pytest
 
     from plm_interp.training import TaskSource
-    from plm_interp.app.runconfig import ConfigError, resolve
+    from plm_app.runconfig import ConfigError, resolve
     from tasks.igsm import IGSMTask
 
     with pytest.raises(ValueError, match="masked"):

@@ -18,12 +18,8 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from typing import TYPE_CHECKING
 
-from plm_interp.model.positional.base import SCHEMES, AttentionPositional
-
-if TYPE_CHECKING:
-    from plm_interp.config import PLMConfig
+from plm_interp.model.positional.base import SCHEMES, AttentionPositional, ModelConfig, SchemeConfig, setting_names
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")
@@ -34,7 +30,7 @@ def scheme_names() -> tuple[str, ...]:
     return tuple(sorted(SCHEMES, key=lambda n: (SCHEMES[n].rank, n)))
 
 
-def attention_positional(cfg: "PLMConfig") -> AttentionPositional:
+def attention_positional(cfg: ModelConfig) -> AttentionPositional:
     """The in-attention component of ``cfg.positional`` for one layer."""
     return SCHEMES[cfg.positional](cfg)
 
@@ -42,4 +38,5 @@ def attention_positional(cfg: "PLMConfig") -> AttentionPositional:
 from plm_interp.model.positional.absolute import PosEmbed  # noqa: E402  (re-exported names)
 from plm_interp.model.positional.uniform import window_sizes  # noqa: E402
 
-__all__ = ["SCHEMES", "AttentionPositional", "PosEmbed", "attention_positional", "scheme_names", "window_sizes"]
+__all__ = ["SCHEMES", "AttentionPositional", "ModelConfig", "PosEmbed", "SchemeConfig", "attention_positional",
+           "scheme_names", "setting_names", "window_sizes"]

@@ -5,16 +5,11 @@ model adds at ``hook_pos_embed``.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from jaxtyping import Float, Int
 from torch import nn
 
-from plm_interp.model.positional.base import AttentionPositional
-
-if TYPE_CHECKING:
-    from plm_interp.config import PLMConfig
+from plm_interp.model.positional.base import AttentionPositional, ModelConfig
 
 
 class Absolute(AttentionPositional):
@@ -22,14 +17,14 @@ class Absolute(AttentionPositional):
     summary = "learned absolute position embedding (GPT)"
 
     @classmethod
-    def residual_embedding(cls, cfg: "PLMConfig") -> "PosEmbed":
+    def residual_embedding(cls, cfg: ModelConfig) -> "PosEmbed":
         return PosEmbed(cfg)
 
 
 class PosEmbed(nn.Module):
     """``W_pos[n_ctx, d_model]``: the position embedding table (TransformerLens' name and layout)."""
 
-    def __init__(self, cfg: "PLMConfig"):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.W_pos = nn.Parameter(torch.empty(cfg.n_ctx, cfg.d_model, dtype=cfg.torch_dtype))
 

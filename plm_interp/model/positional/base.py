@@ -2,10 +2,14 @@
 
 A scheme is one module in this package holding one subclass of :class:`AttentionPositional` with a ``name``.
 Defining the class registers it (``__init_subclass__``); the package imports every module it contains, so a
-new scheme is one new file and nothing else. The class carries everything the rest of the code needs to know:
+new scheme is one new file and nothing else, its own settings included. The class carries everything the rest
+of the code needs to know:
 
 * ``name`` (the ``PLMConfig.positional`` value) and ``tl_name`` (TransformerLens' ``positional_embedding_type``);
-* :meth:`validate`: checks of the config fields only this scheme reads (called by ``PLMConfig``);
+* ``config_class``: the scheme's own settings, a :class:`SchemeConfig` dataclass (``RotaryConfig``: ``rotary_dim``,
+  ``rotary_base``), as SAELens keeps one config class per SAE architecture. ``PLMConfig`` takes them as keywords,
+  reads them as attributes (``cfg.rotary_dim``) and writes them flat into ``config.json``; it never names them;
+* :meth:`validate`: checks of the model's own fields that only this scheme constrains (called by ``PLMConfig``);
 * :meth:`residual_embedding`: a module added to the residual stream at ``hook_pos_embed`` (abs), or None;
 * inside attention, given query/key positions (absolute indices, so KV-cached decoding is the same code path):
   rotate queries and keys (rot), add a content-dependent bias to the scores (rel), or replace query·key
@@ -13,17 +17,56 @@ new scheme is one new file and nothing else. The class carries everything the re
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+import dataclasses
+from dataclasses import dataclass
+from typing import ClassVar, Protocol, runtime_checkable
 
 import torch
 from jaxtyping import Float, Int
 from torch import nn
 
-if TYPE_CHECKING:  # the config imports this registry lazily; no import cycle at run time
-    from plm_interp.config import PLMConfig
-
 #: ``PLMConfig.positional`` value -> scheme class, filled as the scheme modules are imported.
 SCHEMES: dict[str, type["AttentionPositional"]] = {}
+
+
+@runtime_checkable
+class ModelConfig(Protocol):
+    """What a scheme reads of the model's config (``PLMConfig`` is one). The schemes never import ``PLMConfig``:
+    the config imports this registry, so the dependency runs one way. The scheme's own settings read as
+    attributes too (``cfg.rotary_dim``)."""
+
+    d_model: int
+    d_head: int
+    n_heads: int
+    n_ctx: int
+    torch_dtype: torch.dtype
+
+
+@dataclass
+class SchemeConfig:
+    """The settings only one positional scheme reads; a scheme with settings subclasses this dataclass.
+
+    Each field is a ``PLMConfig`` keyword and ``config.json`` key of its own (``PLMConfig(positional="rot",
+    rotary_dim=8)``, ``cfg.rotary_dim``), so its name should say which scheme it belongs to. A field whose default
+    is ``None`` is derived from the model's shape by :meth:`resolve`; ``PLMConfig.replace`` derives it again
+    while it still holds the derived value. This base class is the settings of a scheme without any.
+    """
+
+    def resolve(self, cfg: ModelConfig) -> None:
+        """Fill the ``None`` defaults from the model's shape (``rotary_dim = d_head``). Default: nothing to fill."""
+
+    def validate(self, cfg: ModelConfig) -> None:
+        """Raise ``ConfigError`` naming the field when a setting cannot be built into ``cfg``'s model."""
+
+    @classmethod
+    def derived_fields(cls) -> tuple[str, ...]:
+        """The fields :meth:`resolve` fills (those whose default is ``None``)."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.init and f.default is None)
+
+
+def setting_names() -> frozenset[str]:
+    """Every setting of every registered scheme (the keys ``PLMConfig`` accepts beside its own fields)."""
+    return frozenset(f.name for scheme in SCHEMES.values() for f in dataclasses.fields(scheme.config_class) if f.init)
 
 
 class AttentionPositional(nn.Module):
@@ -41,6 +84,8 @@ class AttentionPositional(nn.Module):
     uses_qk: ClassVar[bool] = True
     #: True when :meth:`rotate` changes q and k (then ``hook_rot_q`` / ``hook_rot_k`` fire).
     rotates: ClassVar[bool] = False
+    #: the scheme's own settings (a :class:`SchemeConfig` dataclass; the base class has none)
+    config_class: ClassVar[type[SchemeConfig]] = SchemeConfig
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -50,15 +95,16 @@ class AttentionPositional(nn.Module):
             SCHEMES[cls.name] = cls
 
     @classmethod
-    def validate(cls, cfg: "PLMConfig") -> None:
-        """Raise ``ConfigError`` naming the field when ``cfg`` cannot be built with this scheme."""
+    def validate(cls, cfg: ModelConfig) -> None:
+        """Raise ``ConfigError`` naming the field when the model's own fields (``n_heads``, ...) cannot be built
+        with this scheme; the scheme's settings check themselves (:meth:`SchemeConfig.validate`)."""
 
     @classmethod
-    def residual_embedding(cls, cfg: "PLMConfig") -> nn.Module | None:
+    def residual_embedding(cls, cfg: ModelConfig) -> nn.Module | None:
         """A module ``(pos, batch) -> [batch, pos, d_model]`` added to the embeddings, or None (the default)."""
         return None
 
-    def __init__(self, cfg: "PLMConfig"):
+    def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
         self.scale = cfg.d_head**-0.5

@@ -6,15 +6,10 @@ cannot choose *what* to read by content. There is no W_Q / W_K.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 from torch import nn
 
-from plm_interp.model.positional.base import AttentionPositional, relative_offsets
-
-if TYPE_CHECKING:
-    from plm_interp.config import PLMConfig
+from plm_interp.model.positional.base import AttentionPositional, ModelConfig, relative_offsets
 
 
 class PositionOnly(AttentionPositional):
@@ -22,7 +17,7 @@ class PositionOnly(AttentionPositional):
     summary = "attention weights a trainable function of i − j (GPT_pos)"
     uses_qk = False
 
-    def __init__(self, cfg: "PLMConfig"):
+    def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
         self.W_pos_attn = nn.Parameter(torch.zeros(cfg.n_heads, 2 * cfg.n_ctx - 1, dtype=cfg.torch_dtype))
 

@@ -8,29 +8,33 @@ Each layer owns its table and projections.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from plm_interp.model.positional.base import AttentionPositional, relative_offsets
+from plm_interp.model.positional.base import AttentionPositional, ModelConfig, SchemeConfig, relative_offsets
+from plm_interp.validation import ConfigError
 
-if TYPE_CHECKING:
-    from plm_interp.config import PLMConfig
+
+@dataclass
+class RelativeConfig(SchemeConfig):
+    """rel's setting."""
+
+    rel_max_distance: int = 128  # relative distances are clipped to [-k, k-1] (DeBERTa's k)
+
+    def validate(self, cfg: ModelConfig) -> None:
+        k = self.rel_max_distance
+        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
+            raise ConfigError(f"config field 'rel_max_distance' must be a positive integer, got {k!r}")
 
 
 class Relative(AttentionPositional):
     name, tl_name, rank = "rel", "relative", 2
     summary = "DeBERTa-style relative attention (GPT_rel)"
+    config_class = RelativeConfig
 
-    @classmethod
-    def validate(cls, cfg: "PLMConfig") -> None:
-        from plm_interp.config import ConfigError
-
-        k = cfg.rel_max_distance
-        if not isinstance(k, int) or isinstance(k, bool) or k < 1:
-            raise ConfigError(f"config field 'rel_max_distance' must be a positive integer, got {k!r}")
-    def __init__(self, cfg: "PLMConfig"):
+    def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
         k, dt = cfg.rel_max_distance, cfg.torch_dtype
         self.scale = (3 * cfg.d_head) ** -0.5

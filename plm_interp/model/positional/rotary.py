@@ -8,34 +8,42 @@ function of the config, so checkpoints do not store them.
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import torch
 
-from plm_interp.model.positional.base import AttentionPositional
+from plm_interp.model.positional.base import AttentionPositional, ModelConfig, SchemeConfig
+from plm_interp.validation import ConfigError
 
-if TYPE_CHECKING:
-    from plm_interp.config import PLMConfig
+
+@dataclass
+class RotaryConfig(SchemeConfig):
+    """rot's settings (TransformerLens' names)."""
+
+    rotary_dim: int | None = None  # how many dims of each head rotate (default d_head)
+    rotary_base: float = 10000.0  # theta: dimension pair i turns by position * base^(-2i / rotary_dim)
+
+    def resolve(self, cfg: ModelConfig) -> None:
+        if self.rotary_dim is None:
+            self.rotary_dim = cfg.d_head
+
+    def validate(self, cfg: ModelConfig) -> None:
+        dim = self.rotary_dim
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim % 2 or not 0 < dim <= cfg.d_head:
+            raise ConfigError(f"config field 'rotary_dim' = {dim!r} must be even and in (0, d_head={cfg.d_head}]")
+        base = self.rotary_base
+        if isinstance(base, bool) or not isinstance(base, (int, float)) or not math.isfinite(base) or base <= 0:
+            # base**(-2i/d) is inf or NaN for base 0, negative or NaN: every rotated q/k, and the loss, is NaN
+            raise ConfigError(f"config field 'rotary_base' must be a finite number > 0, got {base!r}")
 
 
 class Rotary(AttentionPositional):
     name, tl_name, rank = "rot", "rotary", 1
     summary = "rotary, GPT-NeoX style (GPT_rot)"
     rotates = True
+    config_class = RotaryConfig
 
-    @classmethod
-    def validate(cls, cfg: "PLMConfig") -> None:
-        from plm_interp.config import ConfigError
-
-        if cfg.rotary_dim % 2 or not 0 < cfg.rotary_dim <= cfg.d_head:
-            raise ConfigError(f"config field 'rotary_dim' = {cfg.rotary_dim} must be even and in "
-                              f"(0, d_head={cfg.d_head}]")
-        base = cfg.rotary_base
-        if isinstance(base, bool) or not isinstance(base, (int, float)) or not math.isfinite(base) or base <= 0:
-            # base**(-2i/d) is inf or NaN for base 0, negative or NaN: every rotated q/k, and the loss, is NaN
-            raise ConfigError(f"config field 'rotary_base' must be a finite number > 0, got {base!r}")
-
-    def __init__(self, cfg: "PLMConfig"):
+    def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
         dim = cfg.rotary_dim
         self._inv_freq = 1.0 / (cfg.rotary_base ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))

@@ -12,14 +12,17 @@ Windows longer than the context simply average everything seen so far. The score
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import torch
 
-from plm_interp.model.positional.base import AttentionPositional, relative_offsets
+from plm_interp.model.positional.base import AttentionPositional, ModelConfig, SchemeConfig, relative_offsets
+from plm_interp.validation import ConfigError, check_choice
 
-if TYPE_CHECKING:
-    from plm_interp.config import PLMConfig
+#: the window rules ``window_sizes`` knows
+UNI_WINDOW_RULES = ("2^h-1", "2^(h-1)")
+#: the most heads a window rule may give (head h's window is about 2^h tokens)
+MAX_UNI_HEADS = 30
 
 
 def window_sizes(n_heads: int, rule: str) -> list[int]:
@@ -31,22 +34,26 @@ def window_sizes(n_heads: int, rule: str) -> list[int]:
     raise ValueError(f"uni_window_rule {rule!r} is unknown")
 
 
+@dataclass
+class UniformConfig(SchemeConfig):
+    """uni's setting: which window rule (see the module's docstring for why there are two)."""
+
+    uni_window_rule: str = "2^h-1"  # head h = 1..n_heads averages the last w(h) tokens
+
+    def validate(self, cfg: ModelConfig) -> None:
+        check_choice("config field 'uni_window_rule'", self.uni_window_rule, UNI_WINDOW_RULES)
+        if cfg.n_heads > MAX_UNI_HEADS:
+            raise ConfigError(f"config field 'n_heads' = {cfg.n_heads}: uni's window rule {self.uni_window_rule} "
+                              f"gives head windows up to 2^n_heads tokens; at most {MAX_UNI_HEADS} heads are allowed")
+
+
 class Uniform(AttentionPositional):
     name, tl_name, rank = "uni", "uniform", 4
     summary = "fixed uniform attention over exponential windows (GPT_uni)"
     uses_qk = False
+    config_class = UniformConfig
 
-    @classmethod
-    def validate(cls, cfg: "PLMConfig") -> None:
-        from plm_interp.config import ConfigError, UNI_WINDOW_RULES
-
-        if cfg.uni_window_rule not in UNI_WINDOW_RULES:
-            raise ConfigError(f"config field 'uni_window_rule' = {cfg.uni_window_rule!r} is not one of "
-                              f"{list(UNI_WINDOW_RULES)}")
-        if cfg.n_heads > 30:
-            raise ConfigError(f"config field 'n_heads' = {cfg.n_heads}: uni's window rule {cfg.uni_window_rule} "
-                              "gives head windows up to 2^n_heads tokens; at most 30 heads are allowed")
-    def __init__(self, cfg: "PLMConfig"):
+    def __init__(self, cfg: ModelConfig):
         super().__init__(cfg)
         windows = torch.tensor(window_sizes(cfg.n_heads, cfg.uni_window_rule), dtype=torch.long)
         self.register_buffer("windows", windows, persistent=False)

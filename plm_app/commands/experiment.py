@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 def add_parser(sub) -> None:
-    from plm_interp.app.experiments.spec import SCALES
+    from plm_app.experiments.spec import SCALES
 
     p = sub.add_parser("experiment", help="run one of the papers' comparisons (training runs + analyses + table)",
                        description=__doc__.split("\n\n")[1])
@@ -40,8 +40,8 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from plm_interp.app import experiments
-    from plm_interp.app.experiments import runner, table
+    from plm_app import experiments
+    from plm_app.experiments import runner, table
 
     if args.list or not args.name:
         for exp in experiments.EXPERIMENTS.values():
@@ -69,7 +69,7 @@ def main(args) -> int:
             print(f"[{state}] {s.describe()}")
         return 0
     if args.estimate:
-        from plm_interp.app.experiments.estimate import estimate
+        from plm_app.experiments.estimate import estimate
 
         costs = estimate(exp, args.scale, args.estimate_steps, arms=args.arm)
         hours = sum(c.seconds for c in costs) / 3600

@@ -3,7 +3,7 @@
 
 ``--task`` is optional when the checkpoint records its task; it takes a JSON spec (``'{"kind": "cfg",
 "grammar": "cfg3b"}'``) or ``cfg:NAME`` for a built-in grammar. Option values are TOML, read by the same
-``--set`` parser as ``train`` (:mod:`plm_interp.app.overrides`); unknown options and values of the wrong type are
+``--set`` parser as ``train`` (:mod:`plm_app.overrides`); unknown options and values of the wrong type are
 refused, naming them, before anything runs. ``--import`` loads a user's module (a dotted name importable from
 the current directory, or a ``.py`` path) whose ``@analyses.register`` analyses then run like the built-ins;
 installed distributions can add theirs through the entry-point group ``plm_interp.analyses``.
@@ -17,7 +17,7 @@ import json
 import tempfile
 from pathlib import Path
 
-from plm_interp.app.overrides import parse_assignments
+from plm_app.overrides import parse_assignments
 
 
 def add_parser(sub) -> None:
@@ -78,7 +78,7 @@ def check_writable(out: Path) -> None:
 
 
 def check_device(device: str) -> None:
-    from plm_interp.training.config import check_device_available as check
+    from plm_interp.validation import check_device_available as check
 
     try:
         check(device)

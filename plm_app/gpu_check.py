@@ -7,8 +7,8 @@ data generation starves the GPU, and whether NCCL DDP works. Every throughput fi
 :class:`~plm_interp.training.Trainer` (bf16 autocast, fused AdamW, grad clipping, DataLoader) on the
 shapes the recipes use, timed between two synchronised points after a warm-up.
 
-    python -m plm_interp.app.gpu_check                 # a GPU machine: <= 8 min, writes bench/gpu_check.json
-    python -m plm_interp.app.gpu_check --dry-run       # anywhere: every stage on CPU at a tiny shape (seconds)
+    python -m plm_app.gpu_check                 # a GPU machine: <= 8 min, writes bench/gpu_check.json
+    python -m plm_app.gpu_check --dry-run       # anywhere: every stage on CPU at a tiny shape (seconds)
 
 MFU uses PaLM's model FLOPs per token, ``6 N + 12 n_layers n_ctx d_model`` (the count ``bench/recipe_cost.py``
 uses), over the device's dense bf16 peak from :data:`PEAK_BF16_TFLOPS` (``--peak-tflops`` for others).
@@ -34,7 +34,7 @@ SCHEMA = 1
 #: dense (no sparsity) bf16 tensor-core peaks, TFLOP/s, by a substring of torch.cuda.get_device_name()
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "GH200": 989.0, "A100": 312.0, "A10G": 125.0, "L40S": 362.0,
                     "L4": 121.0, "RTX 4090": 165.0, "B200": 2250.0}
-DEFAULT_OUT = Path(__file__).resolve().parents[2] / "bench" / "gpu_check.json"
+DEFAULT_OUT = Path(__file__).resolve().parents[1] / "bench" / "gpu_check.json"
 
 
 @dataclass(frozen=True)
@@ -379,7 +379,7 @@ def starvation(device: torch.device, dry_run: bool, warmup: int, timed: int, wor
 
 
 def add_arguments(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """The check's options (shared by ``python -m plm_interp.app.gpu_check`` and ``plm-interp gpu-check``)."""
+    """The check's options (shared by ``python -m plm_app.gpu_check`` and ``plm-interp gpu-check``)."""
     p.add_argument("--dry-run", action="store_true", help="CPU, tiny shapes, 2 steps: rehearse every stage")
     p.add_argument("--out", type=Path, default=None, help=f"JSON report (default {DEFAULT_OUT}; dry run: stdout)")
     p.add_argument("--budget-s", type=float, default=450.0, help="stop starting stages after this many seconds")

@@ -23,8 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from plm_interp.app.experiments.scales import analysis_options, model_dir, model_ref, run_dir, train_argv
-from plm_interp.app.experiments.spec import Analysis, Experiment, Train
+from plm_app.experiments.scales import analysis_options, model_dir, model_ref, run_dir, train_argv
+from plm_app.experiments.spec import Analysis, Experiment, Train
 
 LOG = "experiment_log.jsonl"
 
@@ -162,7 +162,7 @@ def _log(directory: Path, record: dict[str, Any]) -> None:
 
 
 def _train(argv: list[str]) -> None:
-    from plm_interp.app.commands import train as train_cli
+    from plm_app.commands import train as train_cli
 
     parser = argparse.ArgumentParser(prog="plm-interp")
     train_cli.add_parser(parser.add_subparsers(dest="command", required=True))

@@ -7,8 +7,8 @@ tokens), at which rot is part-way (the ordering of the schemes can still show). 
 """
 from __future__ import annotations
 
-from plm_interp.app.experiments import extract as X
-from plm_interp.app.experiments.spec import Analysis, Arm, Experiment, Metric, Train
+from plm_app.experiments import extract as X
+from plm_app.experiments.spec import Analysis, Arm, Experiment, Metric, Train
 from plm_interp.config import POSITIONAL_SCHEMES
 
 DEMO = {"task.grammar": "demo", "model.n_ctx": 128, "train.max_steps": 3000, "train.batch_size": 32,
@@ -50,13 +50,10 @@ part1_schemes = Experiment(
     arms=tuple(Arm(s, demo_run(s), paper_run(s)) for s in (*DECODERS, "encoder")),
     analyses=(
         Analysis("generation", "generation", cpu={"n": 128, "cut": 20, "kl_strings": 64}, arms=DECODERS),
-        # cpu: the default fit (STOP, at most 500 L-BFGS iterations): a 100-iteration budget was tried and is
-        # budget-limited on the deeper levels (demo-rot NT3 / NT4 91.5 / 94.7 at 100 against 97.3 / 99.9 at 500).
-        # paper: the paper's probe saw fresh strings at every step (batch 60 x 30k steps, unverified), and the default 2^16
-        # tokens' worth of cfg3f's long strings (~200) leaves the full probe below its random-init control (cfg3b-rot
-        # NT2: 99.3% on its 243 training strings, 50.2% held out, control 56.3; docs/analyses.md). On a GPU the
-        # fit is cheap, so it gets 4,096 strings (demo-rot NT2: 99.0 held out against 95.4 with 1,024; ~1.5M cfg3f
-        # positions, a few GB of activations) and a budget past the ~1,400-1,700 iterations demo's fits need.
+        # cpu: the default fit (the stopping rule, at most 500 L-BFGS iterations; a smaller budget leaves the deeper
+        # levels budget-limited). paper: 4,096 training strings, because the default's few long cfg3f strings leave
+        # the full probe over-fitted below its random-init control, and a GPU makes the larger fit cheap. The
+        # figures behind both choices: docs/part1_experiments.md, part1_schemes.
         Analysis("nt_probe", "nt_probe", paper={"n_train": 4096}),
     ),
     metrics=(

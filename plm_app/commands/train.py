@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from plm_interp.app import runconfig
+from plm_app import runconfig
 from plm_interp.config import ConfigError
 from plm_interp.training.config import RUNTIME_KEYS  # keys that may differ on --resume (shared with the trainer)
 
@@ -206,8 +206,8 @@ def _forget_run(run_dir: Path) -> None:
 
 @contextlib.contextmanager
 def _threads(device, announce: bool):
-    """On a CPU, train with torch threads from the free cores (one per core beside another busy job ran each
-    step 5.6x slower than one thread: 1,600 vs 9,000 tokens/s for igsm-small on the 2-core CI machine)."""
+    """On a CPU, train with torch threads from the free cores: one per core beside another busy job runs each
+    step several times slower than one thread (docs/training.md)."""
     if device.type != "cpu":
         yield
         return

@@ -9,7 +9,7 @@ checkpoint (same architecture, same seed), so it is measured once. :func:`draw` 
 (accuracy minus majority guess per probe against tokens seen, log x, with the model's accuracy) and the table.
 
     plm-interp experiment part2_1_emergence --scale cpu --runs-dir RUNS       # trains (resumable)
-    python -m plm_interp.app.experiments.emergence --runs-dir RUNS             # analyses what exists, then draws
+    python -m plm_app.experiments.emergence --runs-dir RUNS             # analyses what exists, then draws
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results" / "part2_1_emergence"
 STAGES = ("igsm-tiny-8x96-long-op1", "igsm-tiny-8x96-long")
 #: log-spaced token counts (half octaves from 16M to 639M) at which a checkpoint is analysed

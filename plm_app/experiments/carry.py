@@ -8,8 +8,8 @@ optimizer, scheduler, RNG and data position: the resume is exact). :func:`unpack
 directory on the new machine, never over newer work: a run already there with a newer checkpoint or a final model
 is left as it is. Re-issuing the campaign's command then continues from the carried step.
 
-    python -m plm_interp.app.experiments.carry pack   EXPERIMENT --runs-dir RUNS --to results/EXPERIMENT/carry
-    python -m plm_interp.app.experiments.carry unpack EXPERIMENT --runs-dir RUNS --to results/EXPERIMENT/carry
+    python -m plm_app.experiments.carry pack   EXPERIMENT --runs-dir RUNS --to results/EXPERIMENT/carry
+    python -m plm_app.experiments.carry unpack EXPERIMENT --runs-dir RUNS --to results/EXPERIMENT/carry
 
 Kept checkpoints other than the newest are not carried (a checkpoint of a 1.2M-parameter model with its AdamW
 state is about 15 MB): analyses of them must run on the machine that wrote them (``emergence.py`` does, and commits
@@ -22,7 +22,7 @@ import json
 import shutil
 from pathlib import Path
 
-from plm_interp.app.experiments.runner import plan
+from plm_app.experiments.runner import plan
 from plm_interp.training.checkpointing import list_checkpoints, verify
 
 #: the files of a run directory that are carried beside its state (when present)
@@ -31,7 +31,7 @@ RUN_FILES = ("config.json", "metrics.jsonl", "experiment_log.jsonl")
 
 def train_runs(experiment: str, runs_dir: str | Path, scale: str = "cpu") -> list[Path]:
     """The run directories of the experiment's training steps, in the order the campaign trains them."""
-    from plm_interp.app.experiments import get as get_experiment
+    from plm_app.experiments import get as get_experiment
 
     steps = plan(get_experiment(experiment), scale, runs_dir)
     return list(dict.fromkeys(s.directory for s in steps if s.kind == "train"))

@@ -3,14 +3,14 @@ retry data from scratch vs clean; retry_weak p = 0.1 vs 0.5.
 
 CPU scale: iGSM ``tiny`` (op <= 3) with the shipped ``igsm-small`` curriculum (scripts/train_igsm_small.sh):
 a from-scratch model first trains on op = 1 problems with the loss on every token (where the name-keyed lookup
-forms; without it our CPU models plateau near 20%, docs/part2_analyses.md), then on op <= 3 with the loss on
+forms; without it our CPU models plateau far below, docs/part2_experiments.md), then on op <= 3 with the loss on
 the solution and sequential letters. Each arm runs both stages on its own data. Paper scale: the recipes under
 ``recipes/part2_1``, ``recipes/part2_2`` and ``recipes/comparisons`` (GPT2-small, iGSM-med).
 """
 from __future__ import annotations
 
-from plm_interp.app.experiments import extract as X
-from plm_interp.app.experiments.spec import Analysis, Arm, Experiment, Metric, Shipped, Train
+from plm_app.experiments import extract as X
+from plm_app.experiments.spec import Analysis, Arm, Experiment, Metric, Shipped, Train
 
 V_PROBES = ("nece", "dep", "known", "value", "can_next", "nece_next")
 COMMON = {"task.preset": "tiny", "train.batch_size": 32, "train.log_every": 50, "train.ckpt_every": 500}

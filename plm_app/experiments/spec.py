@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 SCALES = ("tiny", "cpu", "paper")
-RECIPES = Path(__file__).resolve().parents[3] / "recipes"
+RECIPES = Path(__file__).resolve().parents[2] / "recipes"
 TASK_KINDS = ("cfg", "igsm")
 
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from analyses.result import wilson
-from plm_interp.app.experiments.runner import LOG
-from plm_interp.app.experiments.scales import model_dir, run_dir
-from plm_interp.app.experiments.spec import Experiment, Metric, Shipped, Source, Train
+from plm_app.experiments.runner import LOG
+from plm_app.experiments.scales import model_dir, run_dir
+from plm_app.experiments.spec import Experiment, Metric, Shipped, Source, Train
 
 NOT_RUN = "not yet run"
 NOT_APPLICABLE = "n/a"

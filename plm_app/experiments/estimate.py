@@ -14,8 +14,8 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from plm_interp.app.experiments import runner, scales
-from plm_interp.app.experiments.spec import Experiment, Shipped, Train
+from plm_app.experiments import runner, scales
+from plm_app.experiments.spec import Experiment, Shipped, Train
 
 
 @dataclass
@@ -40,7 +40,7 @@ def _standalone(run: Train) -> Train:
 
 
 def _args(argv: list[str]):
-    from plm_interp.app.commands import train as train_cli
+    from plm_app.commands import train as train_cli
 
     parser = argparse.ArgumentParser(prog="plm-interp")
     train_cli.add_parser(parser.add_subparsers(dest="command", required=True))
@@ -49,7 +49,7 @@ def _args(argv: list[str]):
 
 def total_tokens(run: Train, scale: str) -> int:
     """Tokens the run's budget trains on (steps x batch x n_ctx, as the trainer counts them)."""
-    from plm_interp.app.commands import train as train_cli
+    from plm_app.commands import train as train_cli
 
     args = _args(scales.train_argv(_standalone(run), scale, 0, Path(tempfile.gettempdir())))
     cfg = train_cli.resolve_args(args)

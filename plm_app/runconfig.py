@@ -17,10 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import tasks
-from plm_interp.app.overrides import parse_assignment
+from plm_app.overrides import parse_assignment
 from plm_interp.config import PRESETS, ConfigError, PLMConfig
 from plm_interp.training import init_from
-from plm_interp.training.config import TrainConfig, check_known, check_types
+from plm_interp.training.config import TrainConfig
+from plm_interp.validation import check_known, check_types
 
 SECTIONS = ("task", "model", "train")
 
@@ -134,8 +135,8 @@ def _model_config(fields: dict[str, Any], task, train_cfg: TrainConfig) -> PLMCo
         raise ConfigError(f"model.preset = {size!r} is not one of {sorted(PRESETS)}")
     if "task" in fields:
         raise ConfigError("model.task cannot be set: it is always the [task] section's task spec")
-    check_known(PLMConfig, fields, "model")
-    fields = check_types(PLMConfig, fields, "model")
+    check_known(PLMConfig.field_hints(), fields, "model")  # the scheme's settings (model.rotary_dim) among them
+    fields = check_types(PLMConfig.field_hints(), fields, "model")
     fields = {**(PRESETS[size] if size else {}), **fields}
     fields.setdefault("d_vocab", task.d_vocab)
     if "n_ctx" not in fields:

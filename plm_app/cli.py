@@ -1,7 +1,7 @@
 """``plm-interp`` command line. Each subcommand lives in its own module exposing ``add_parser(subparsers)``,
 which registers the subcommand and sets ``func(args) -> int`` on it; this file only dispatches.
 
-Subcommands are the modules of :mod:`plm_interp.app.commands` (a new file there is a new subcommand) plus
+Subcommands are the modules of :mod:`plm_app.commands` (a new file there is a new subcommand) plus
 ``quickstart``; they appear in ``plm-interp --help`` in :data:`ORDER`, then the others alphabetically.
 """
 from __future__ import annotations
@@ -11,12 +11,12 @@ import importlib
 import pkgutil
 import sys
 
-from plm_interp.app import commands
+from plm_app import commands
 
 #: the subcommands shown first in ``plm-interp --help``, in this order
 ORDER = ("info", "train", "analyze", "quickstart", "models")
-#: subcommands that live outside :mod:`plm_interp.app.commands`
-EXTRA_MODULES = {"quickstart": "plm_interp.app.quickstart"}
+#: subcommands that live outside :mod:`plm_app.commands`
+EXTRA_MODULES = {"quickstart": "plm_app.quickstart"}
 
 
 def command_modules() -> list[str]:

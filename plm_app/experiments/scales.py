@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from plm_interp.app.experiments.spec import RECIPES, Analysis, Shipped, Source, Train
+from plm_app.experiments.spec import RECIPES, Analysis, Shipped, Source, Train
 
 #: ``tiny`` scale: 1 layer x 2 heads x 16 wide, 2 steps of 2 sequences (checks a spec end to end in seconds)
 TINY_MODEL = {"model.n_layers": 1, "model.n_heads": 2, "model.d_model": 16}
