@@ -256,9 +256,24 @@ def _run_dir(args) -> Path:
 
 
 def _check_same(saved: dict, resolved: dict, path: Path) -> None:
+    """Refuse a resume whose settings differ from the run's saved ones. The saved model section is first read back
+    as a config (as the checkpoint is), so a config.json written before a scheme's settings became its own (it lists
+    every scheme's settings) still matches the same model now written with its own scheme's settings only."""
+    saved = {**saved, "model": _canonical_model(saved.get("model", {}))}
     diffs = [f"{s}.{k}: saved {saved[s].get(k)!r}, now {resolved[s].get(k)!r}"
              for s in resolved for k in sorted(set(resolved[s]) | set(saved[s]))
              if saved[s].get(k) != resolved[s].get(k) and not (s == "train" and k in RUNTIME_KEYS)]
     if diffs:
         raise ConfigError(f"--resume with settings that differ from {path}: {diffs}; a resumed run must "
                           f"train the same way (only train.{{{', '.join(sorted(RUNTIME_KEYS))}}} may change)")
+
+
+def _canonical_model(model: dict) -> dict:
+    """The model section as this version writes it (:meth:`PLMConfig.to_dict`); as saved if it does not load (the
+    comparison then names the fields)."""
+    from plm_interp.config import PLMConfig
+
+    try:
+        return json.loads(json.dumps(PLMConfig.from_dict(dict(model)).to_dict()))
+    except Exception:  # noqa: BLE001 - an unreadable section is compared as it is, field by field
+        return model

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import train_helpers  # noqa: F401  (registers the count_test task)
@@ -197,3 +198,21 @@ def test_train_uses_the_free_cores_and_says_so(tmp_path, monkeypatch, capsys):
         torch.set_num_threads(before)
     assert seen == [1]
     assert "2 usable cores, 1.00 busy with other work -> 1 torch thread(s)" in capsys.readouterr().err
+
+
+def test_a_run_saved_with_every_schemes_settings_resumes(tmp_path):
+    """A config.json written before each scheme owned its settings lists them all (rel_max_distance and
+    uni_window_rule on a rot model); resuming it with the same command is not a change of settings."""
+    run_dir = tmp_path / "run"
+    args = ["train", "count_test", *BASE, "--set", "model.positional=rot", "--set", "train.max_steps=6",
+            "--run-dir", str(run_dir)]
+    assert main(args) == 0
+    saved = json.loads((run_dir / "config.json").read_text())
+    assert "rel_max_distance" not in saved["model"]
+    saved["model"].update(rel_max_distance=128, uni_window_rule="2^h-1")  # the older, flat form
+    (run_dir / "config.json").write_text(json.dumps(saved))
+    shutil.rmtree(run_dir / "final")
+    shutil.rmtree(run_dir / "checkpoints" / "step_00000006")
+    assert main([*args, "--resume"]) == 0
+    assert (run_dir / "final" / "config.json").is_file()
+    assert main([*args, "--resume", "--set", "model.rotary_base=500.0"]) == 2  # a real change is still refused
