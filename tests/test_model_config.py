@@ -55,3 +55,16 @@ def test_replace_derives_defaulted_fields_again_and_keeps_explicit_ones():
     kept = explicit.replace(d_model=64)
     assert (kept.d_head, kept.d_mlp, kept.rotary_dim) == (8, 40, 8)
     assert base.replace(seed=3) == PLMConfig(**{**base.to_dict(), "seed": 3})
+
+
+def test_another_schemes_setting_reads_none_as_in_transformer_lens():
+    """TransformerLens's config has ``rotary_dim`` on every model (None without rotary); code written for it can ask
+    any of ours the same. A name no scheme defines is still an AttributeError."""
+    from plm_interp.config import PLMConfig
+
+    cfg = PLMConfig(n_layers=1, d_model=16, n_heads=2, n_ctx=8, d_vocab=10, positional="abs")
+    assert cfg.rotary_dim is None and cfg.rotary_base is None
+    assert "rotary_dim" not in cfg.to_dict()  # not written: it is not this model's setting
+    assert PLMConfig(n_layers=1, d_model=16, n_heads=2, n_ctx=8, d_vocab=10, positional="rot").rotary_dim == 8
+    with pytest.raises(AttributeError, match="rotary_dimm"):
+        cfg.rotary_dimm

@@ -157,6 +157,10 @@ class PLMConfig:
         settings = self.__dict__.get("positional_cfg")
         if settings is not None and not name.startswith("_") and name in _init_names(type(settings)):
             return getattr(settings, name)
+        # another scheme's setting reads None, as in TransformerLens's config (``cfg.rotary_dim`` is None on a model
+        # without rotary), so code written for HookedTransformer can ask any model
+        if not name.startswith("_") and any(name in _init_names(s.config_class) for s in SCHEMES.values()):
+            return None
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __setattr__(self, name: str, value: Any) -> None:
