@@ -5,7 +5,6 @@ import json
 import shutil
 
 import pytest
-import torch
 from train_helpers import small_config, source, state_equal, tiny_model
 
 from plm_app.experiments.carry import pack, progress, train_runs, unpack
@@ -14,12 +13,7 @@ from plm_interp.training import Trainer
 EXP = "part2_1_emergence"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # bit-exact comparisons need the same reduction order in every run
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/training/conftest.py
 
 
 def _interrupted_first_stage(runs):

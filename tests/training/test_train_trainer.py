@@ -8,12 +8,7 @@ from train_helpers import SequenceSource, small_config, source, state_equal, tin
 from plm_interp.training import Trainer, read_metrics, train
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # bit-exact comparisons need the same reduction order in every run
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/training/conftest.py
 
 
 def test_it_learns_and_logs(tmp_path):
