@@ -30,6 +30,7 @@ import torch
 from analyses._task import resolve_task, subjects as control_subjects
 from analyses.registry import register
 from analyses.result import draw_headlines, headline
+from analyses.shared.control_cache import cached_records
 from analyses.shared.records import RecordsResult
 from plm_interp.probes import MultiHeadFit, MultiHeadLinearProbe, cache_residuals, fit_probe, predict, resolve_layers
 from plm_interp.probes.stopping import coerce_spec
@@ -215,21 +216,38 @@ def nt_probe(
         stages = {"activations": 0.2 * n_fits * len(subjects), "trained probes": n_fits}
         if len(subjects) > 1:
             stages["control"] = n_fits
-        records = []
+        records, control_fit = [], None
         with Stages("nt_probe", stages, progress) as bar:
             for name, subject in subjects.items():
-                bar.stage("activations")
-                acts = {split: cache_residuals(subject, data.tokens, layer_list, on_batch=None)
-                        for split, data in (("train", train), ("test", test))}
-                bar.advance(0.2 * n_fits)
-                bar.stage("trained probes" if name == "trained" else "control")
-                for layer in layer_list:
-                    records += _probe_layer(subject, name, acts["train"][layer], acts["test"][layer], layer, train,
-                                            test, level_list, fit, seed, bar)
+                def fitted(name=name, subject=subject):
+                    bar.stage("activations")
+                    acts = {split: cache_residuals(subject, data.tokens, layer_list, on_batch=None)
+                            for split, data in (("train", train), ("test", test))}
+                    bar.advance(0.2 * n_fits)
+                    bar.stage("trained probes" if name == "trained" else "control")
+                    return [r for layer in layer_list for r in _probe_layer(
+                        subject, name, acts["train"][layer], acts["test"][layer], layer, train, test, level_list, fit,
+                        seed, bar)]
+
+                if name == "trained":
+                    records += fitted()
+                    continue
+                # the control depends on its own weights, the data and the fit, not on the trained model: kept
+                inputs = {"data": [_data_key(train), _data_key(test)], "layers": layer_list, "levels": level_list,
+                          "fit": fit.as_dict(), "seed": seed}
+                control, control_fit = cached_records("nt_probe", subject, inputs, fitted)
+                records += control
+                if control_fit == "cached":
+                    bar.advance(1.2 * n_fits)
     return NTProbeResult(grammar=task.grammar.name, layers=layer_list, levels=level_list, records=records,
                          settings={**fit.as_dict(), "n_train": n_train, "n_test": n_test, "seed": seed,
-                                   "torch_threads": cores.threads,
+                                   "torch_threads": cores.threads, "control_fit": control_fit,
                                    "converged": all(r["converged"] for r in records)})
+
+
+def _data_key(samples) -> list[torch.Tensor]:
+    """The probe data's tensors a control's records depend on (strings and their labels)."""
+    return [samples.tokens, samples.lengths, samples.terminal_mask, samples.s, samples.b]
 
 
 def _kinds(records) -> str:

@@ -25,6 +25,7 @@ from analyses.shared.igsm_inputs import check_positive, eval_problems, igsm_task
 from analyses.shared.igsm_text import sentence_spans, verify_ids
 from analyses.shared.v_queries import fit_regret_probe, regret_examples
 from analyses._task import subjects as control_subjects
+from analyses.shared.control_cache import cached_records
 from analyses.registry import register
 from analyses.result import draw_headlines, headline
 from analyses.shared.records import LayerRecordsResult
@@ -130,24 +131,38 @@ def regret_probe(model, task=None, layer: int | list[int] | str | None = None, n
     ids = greedy_generate(model, gen_problems, task.tokenizer, max_new_tokens, progress, desc="regret_probe generate")
     wrong, right = first_mistakes(model, task, gen_problems, ids)
     wrong_ex, right_ex = as_examples(wrong, 0), as_examples(right, 1)
-    records, probes = [], {}
+    records, probes, control_fit = [], {}, None
     with torch_threads() as cores:
         for name, subject in control_subjects(model, controls, seed).items():
-            for l in layers:
-                vp = fit_v_probe(subject, train, l, 2, fit=fit, seed=seed, progress=progress,
-                                 desc=f"regret_probe {name} L{l}")
-                probes[(name, l)] = vp
-                fire = lambda ex: vp.predict(subject, ex) == 0 if len(ex) else torch.zeros(0, dtype=torch.bool)
-                caught, alarms = fire(wrong_ex), fire(right_ex)
-                records.append({"model": name, "layer": l,
+            def fitted(name=name, subject=subject):
+                out = []
+                for l in layers:
+                    vp = fit_v_probe(subject, train, l, 2, fit=fit, seed=seed, progress=progress,
+                                     desc=f"regret_probe {name} L{l}")
+                    probes[(name, l)] = vp
+                    fire = lambda ex: vp.predict(subject, ex) == 0 if len(ex) else torch.zeros(0, dtype=torch.bool)
+                    caught, alarms = fire(wrong_ex), fire(right_ex)
+                    out.append({"model": name, "layer": l,
                                 **score(vp.predict(subject, test), test.labels, train.labels),
                                 "detect": float(caught.float().mean()) if len(wrong) else float("nan"),
                                 "n_mistakes": len(wrong),
                                 "false_alarm": float(alarms.float().mean()) if len(right) else float("nan"),
                                 "n_correct_steps": len(right), **vp.fit_info})
+                return out
+
+            if name == "trained":
+                records += fitted()
+            else:  # fitted once per (control, data, mistakes found), then read back (its probes are then absent)
+                inputs = {"train": train, "test": test, "wrong": wrong_ex, "right": right_ex, "layers": layers,
+                          "fit": fit.as_dict(), "seed": seed}
+                control, control_fit = cached_records("regret_probe", subject, inputs, fitted)
+                records += control
     settings = {"n_train": n_train, "n_test": n_test, "per_problem": per_problem, "n_gen": n_gen,
                 "mistake_sets": list(mistake_sets), "balanced": balanced, "seed": seed, **fit.as_dict(),
-                "torch_threads": cores.threads, "converged": all(r["converged"] for r in records)}
+                "torch_threads": cores.threads, "control_fit": control_fit,
+                "converged": all(r["converged"] for r in records)}
     out = RegretProbeResult(layers=layers, records=records, settings=settings)
-    out.probes = probes  # the fitted probes by (model, layer), e.g. a detector for retry_upon_regret (not saved)
+    # the probes fitted in this call by (model, layer), e.g. a detector for retry_upon_regret (not saved); a control
+    # read back from the cache has no probe here
+    out.probes = probes
     return out

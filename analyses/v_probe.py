@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analyses._task import subjects as control_subjects
+from analyses.shared.control_cache import cached_records
 from analyses.registry import register
 from analyses.result import draw_headlines, headline
 from analyses.shared.igsm_inputs import check_positive, igsm_task
@@ -29,6 +30,12 @@ from plm_interp.probes.stopping import coerce_spec
 from plm_interp.probes import VFit, fit_v_probe, resolve_layers, score
 from plm_interp.probes.v_probe import UPDATES, check_fits
 from plm_interp.runtime import torch_threads
+
+def per_label(record: dict[str, Any], name: str) -> dict[int, Any]:
+    """``record[name]`` ({label: value}) with int labels: JSON (a saved result, a cached control) keeps dict keys
+    as strings, and label 0 must find label 0 either way."""
+    return {int(k): v for k, v in record[name].items()}
+
 
 @dataclass
 class VProbeResult(LayerRecordsResult):
@@ -49,10 +56,11 @@ class VProbeResult(LayerRecordsResult):
         out = [headline(f"{self.probe} acc", t["acc"], t["n"], c and c["acc"], t["majority"])]
         if t.get("fit_failed"):  # a probe with a bias can reach the majority guess: below it, the fit failed
             out[0]["verdict"] = "FIT FAILED (below its majority guess: not a finding); " + out[0]["verdict"]
-        if t["majority"] >= 0.7 and len(t["by_label"]) == 2:
-            for y, acc in sorted(t["by_label"].items()):
-                out.append(headline(f"{self.probe} acc on label {y}", acc, t["n_by_label"][y],
-                                    c and c["by_label"].get(y), 1.0 if y == t["majority_label"] else 0.0))
+        by, n_by = per_label(t, "by_label"), per_label(t, "n_by_label")
+        if t["majority"] >= 0.7 and len(by) == 2:
+            for y, acc in sorted(by.items()):
+                out.append(headline(f"{self.probe} acc on label {y}", acc, n_by[y],
+                                    c and per_label(c, "by_label").get(y), 1.0 if y == t["majority_label"] else 0.0))
         out.append(headline(f"{self.probe} balanced acc", t["balanced_acc"], t["n"], c and c["balanced_acc"],
                             1 / max(len(t["by_label"]), 1)))
         return out
@@ -63,7 +71,7 @@ class VProbeResult(LayerRecordsResult):
             row = {"probe": self.probe, "model": r["model"], "layer": r["layer"], "acc": r["acc"],
                    "balanced acc": r["balanced_acc"], "majority": r["majority"], "n": r["n"]}
             if len(r["by_label"]) <= 4:
-                row.update({f"acc[y={k}]": v for k, v in sorted(r["by_label"].items())})
+                row.update({f"acc[y={k}]": v for k, v in sorted(per_label(r, "by_label").items())})
             row.update({"train acc": r.get("train_acc"), "val acc": r.get("val_acc"), "steps": r.get("steps"),
                         "converged": r.get("converged"), "fit failed": r.get("fit_failed")})
             out.append(row)
@@ -131,15 +139,27 @@ def v_probe(
                           seed + 1, balanced)
     check_fits(model, train)
     check_fits(model, test)
-    records = []
+    records, control_fit = [], None
     with torch_threads() as cores:
         for name, subject in control_subjects(model, controls, seed).items():
-            for l in layers:
-                vp = fit_v_probe(subject, train, l, n_classes_of(task, probe), rank, fit, seed=seed, update=update,
-                                 progress=progress, desc=f"v_probe {probe} {name} L{l}")
-                records.append({"model": name, "layer": l,
+            def fitted(name=name, subject=subject):
+                out = []
+                for l in layers:
+                    vp = fit_v_probe(subject, train, l, n_classes_of(task, probe), rank, fit, seed=seed, update=update,
+                                     progress=progress, desc=f"v_probe {probe} {name} L{l}")
+                    out.append({"model": name, "layer": l,
                                 **score(vp.predict(subject, test), test.labels, train.labels), **vp.fit_info})
+                return out
+
+            if name == "trained":
+                records += fitted()
+            else:  # the control does not depend on the trained weights: fitted once, then read back
+                inputs = {"train": train, "test": test, "layers": layers, "rank": rank, "update": update,
+                          "n_classes": n_classes_of(task, probe), "fit": fit.as_dict(), "seed": seed}
+                control, control_fit = cached_records("v_probe", subject, inputs, fitted)
+                records += control
     settings = {**fit.as_dict(), "rank": rank, "n_train": n_train, "n_test": n_test, "per_problem": per_problem,
                 "balanced": balanced, "update": update, "seed": seed, "torch_threads": cores.threads,
+                "control_fit": control_fit,
                 "converged": all(r["converged"] for r in records)}
     return VProbeResult(probe=probe, layers=layers, records=records, settings=settings)

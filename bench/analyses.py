@@ -12,6 +12,10 @@ saved under ``$PLM_BENCH_OUT`` (default ``runs/bench/MODEL/ANALYSIS``). Peers:
 * decoding: transformers' ``generate`` (KV cache, sampling) on a Llama of equal size (layers, heads, width, MLP
   parameter count, vocabulary), tokens per second beside ours on the same batch and length.
 
+Each call runs first with an empty random-init control cache (``cold``: the control is fitted, as on a first call)
+and, where it fitted a control, once more on the same cache (``warm``: the control is read back, as on every later
+checkpoint of the same architecture; analyses/shared/control_cache.py); ``--cold-only`` skips the second call.
+
 ``--busy`` starts one busy process (a single-threaded spin, "one other job") for the duration and reports each
 call's time beside its idle figure (target: at most 2x). Targets (BRIEF §6 P8, this 2-core CPU, default calls with
 their controls): nt_probe demo-rot <= 60 s, cfg3b-rot <= 300 s; generation (256 strings) and attention_boundary on
@@ -27,6 +31,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -61,7 +66,7 @@ def one_call(model_name: str, analysis: str) -> dict:
     work = [r.get("iterations", r.get("steps")) for r in records if r.get("iterations", r.get("steps")) is not None]
     return {"model": model_name, "analysis": analysis, "wall_s": round(wall, 1), "target_s": target,
             "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "converged": settings.get("converged", "n/a"), "threads": settings.get("torch_threads", "n/a"),
+            "converged": settings.get("converged", "n/a"), "control_fit": settings.get("control_fit"), "threads": settings.get("torch_threads", "n/a"),
             "headlines": heads, "fit_work": {"fits": len(work), "total": sum(work), "max": max(work, default=0)},
             # each fit's work and why it stopped: where an analysis's time goes (docs/analyses.md)
             "per_fit": [{k: r[k] for k in ("model", "layer", "level", "probe", "iterations", "steps", "stop_reason")
@@ -146,9 +151,9 @@ def _spin() -> None:
         pass
 
 
-def _child(args: list[str]) -> dict:
-    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, cwd=ROOT,
-                          env={**os.environ, "PYTHONWARNINGS": "ignore"})
+def _child(args: list[str], cache: str | None = None) -> dict:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", **({"PLM_CACHE_DIR": cache} if cache else {})}
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, cwd=ROOT, env=env)
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"rc {proc.returncode}"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -162,10 +167,35 @@ def loadavg() -> str:
     return f"{load_average():.1f} now / {minute} 1-min"
 
 
+def _report(r: dict, m: str, a: str, mode: str, idle: dict, json_path: str | None) -> None:
+    """One call's table line, its headlines, and its JSON line (``cache``: cold or warm control)."""
+    if "error" in r:
+        print(f"| {m} | {a} | error: {r['error']} |||||||", flush=True)
+        return
+    key = f"{m}:{a}:{r.get('control_fit')}"
+    cache = {"fitted": "cold", "cached": "warm"}.get(r.get("control_fit"), "n/a")
+    ratio = f"{r['wall_s'] / idle[key]:.2f}x" if mode == "busy" and key in idle else ""
+    idle.setdefault(key, r["wall_s"])
+    print(f"| {m} | {a} ({cache} control) | {r['wall_s']} | {r['target_s']} | {r['peak_rss_mb']} | {r['converged']} | "
+          f"{r['threads']} | {loadavg()} | {ratio} |", flush=True)
+    for h in r["headlines"][:6]:
+        pct = lambda v: "" if v is None else f"{100 * v:.1f}"
+        print(f"|   | {h['metric']} | {pct(h['value'])} [{pct(h['lo'])}, {pct(h['hi'])}] | control "
+              f"{pct(h['control'])} | majority {pct(h['majority'])} | n {h['n']} | {h['verdict']} | fits "
+              f"{r['fit_work']['fits']}, work {r['fit_work']['total']} (max {r['fit_work']['max']}) | |",
+              flush=True)
+    if json_path:
+        with open(json_path, "a") as fh:
+            fh.write(json.dumps({**r, "mode": mode, "cache": cache, "load": loadavg(),
+                                 "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}) + "\n")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", nargs="*", help="model:analysis pairs (default all), or 'sklearn' / 'decode'")
     p.add_argument("--busy", action="store_true", help="also measure beside one busy process")
+    p.add_argument("--cold-only", action="store_true",
+                   help="skip the second (warm) call that reads the random-init control back from the cache")
     p.add_argument("--json", help="append every measured call (time, figures, load) to this JSON-lines file")
     p.add_argument("--one", nargs=2, help=argparse.SUPPRESS)
     p.add_argument("--peer", choices=["sklearn", "decode"], help=argparse.SUPPRESS)
@@ -190,25 +220,12 @@ def main() -> None:
         for m, a in CALLS:
             if f"{m}:{a}" not in wanted:
                 continue
-            r = _child(["--one", m, a])
-            if "error" in r:
-                print(f"| {m} | {a} | error: {r['error']} |||||||", flush=True)
-                continue
-            key = f"{m}:{a}"
-            ratio = f"{r['wall_s'] / idle[key]:.2f}x" if mode == "busy" and key in idle else ""
-            idle.setdefault(key, r["wall_s"])
-            print(f"| {m} | {a} | {r['wall_s']} | {r['target_s']} | {r['peak_rss_mb']} | {r['converged']} | "
-                  f"{r['threads']} | {loadavg()} | {ratio} |", flush=True)
-            for h in r["headlines"][:6]:
-                pct = lambda v: "" if v is None else f"{100 * v:.1f}"
-                print(f"|   | {h['metric']} | {pct(h['value'])} [{pct(h['lo'])}, {pct(h['hi'])}] | control "
-                      f"{pct(h['control'])} | majority {pct(h['majority'])} | n {h['n']} | {h['verdict']} | fits "
-                      f"{r['fit_work']['fits']}, work {r['fit_work']['total']} (max {r['fit_work']['max']}) | |",
-                      flush=True)
-            if args.json:
-                with open(args.json, "a") as fh:
-                    fh.write(json.dumps({**r, "mode": mode, "load": loadavg(),
-                                         "date": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}) + "\n")
+            with tempfile.TemporaryDirectory() as cache:  # cold: an empty control cache; warm: the same call again
+                runs = [_child(["--one", m, a], cache)]
+                if not args.cold_only and runs[0].get("control_fit") == "fitted":
+                    runs.append(_child(["--one", m, a], cache))
+            for r in runs:
+                _report(r, m, a, mode, idle, args.json)
         if "sklearn" in wanted:
             rows = _child(["--peer", "sklearn"])
             print("\n| probe (demo-rot, last layer) | rows | ours s | ours acc % | converged | sklearn lbfgs s | "

@@ -62,6 +62,13 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(autouse=True)
+def _own_control_cache(tmp_path_factory, monkeypatch):
+    """Each test keeps the random-init controls it fits in its own folder (analyses/shared/control_cache.py): no
+    test reads a control another test, or the user's earlier runs, left behind."""
+    monkeypatch.setenv("PLM_CACHE_DIR", str(tmp_path_factory.mktemp("plm_cache")))
+
+
+@pytest.fixture(autouse=True)
 def _user_facing_validation(request):
     """For ``bad_input`` and ``compiled`` tests, switch the runtime type checks off during the test.
 

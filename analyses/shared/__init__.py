@@ -7,4 +7,5 @@
 - :mod:`~analyses.shared.tally`: per-op counts of verified solutions;
 - :mod:`~analyses.shared.records`: the result base of the analyses whose result is a list of records;
 - :mod:`~analyses.shared.plots`: the plots several results draw (accuracy per op, grouped bars).
+- :mod:`~analyses.shared.control_cache`: the random-init control's records, fitted once and read back.
 """
