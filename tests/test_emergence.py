@@ -28,15 +28,19 @@ def test_a_probe_appears_where_its_interval_clears_both_majority_and_control():
     assert E.first_beating([point(1, 0.80)], control, "nece") is None
 
 
-def _fake_run(runs, task, steps):
+def _fake_run(runs, task, steps, final_task=None):
+    """Stage 1's run with checkpoints at ``steps`` on ``task``; with ``final_task`` also the last stage's run
+    config (started, no checkpoint yet), whose task is the one every point is probed on."""
     model = HookedPLM(preset_config("tiny", d_vocab=task.d_vocab, n_ctx=192, positional="rot", seed=0,
                                     task=task.spec()))
-    run = runs / f"{E.STAGES[0]}-s0"
     cfg = model.cfg.to_dict()
     cfg.pop("task")
-    (run).mkdir(parents=True)
-    (run / "config.json").write_text(json.dumps({"model": cfg, "task": task.spec(),
-                                                 "train": {"batch_size": 2, "max_steps": 10, "n_ctx": 192}}))
+    for stage, t in ((E.STAGES[0], task), (E.STAGES[-1], final_task)):
+        if t is not None:
+            (runs / f"{stage}-s0").mkdir(parents=True)
+            (runs / f"{stage}-s0" / "config.json").write_text(json.dumps(
+                {"model": cfg, "task": t.spec(), "train": {"batch_size": 2, "max_steps": 10, "n_ctx": 192}}))
+    run = runs / f"{E.STAGES[0]}-s0"
     for step in steps:
         with torch.no_grad():
             model.W_E.add_(0.01)   # a different model at each checkpoint
@@ -46,10 +50,15 @@ def _fake_run(runs, task, steps):
 
 
 def test_checkpoints_are_summarised_once_and_drawn_from_the_summaries(tmp_path):
-    task = IGSMTask("tiny")
+    task, final = IGSMTask("tiny", op=1, letter_order="random"), IGSMTask("tiny", letter_order="sequential")
     tokens_per_step = 2 * 192
     steps = [round(t / tokens_per_step) for t in (16_000_000, 22_627_416)]
     _fake_run(tmp_path / "runs", task, steps)
+    # before the last stage starts, its task (the probes' task) is unknown: nothing is measured on the wrong one
+    assert E.analyse(tmp_path / "runs", tmp_path / "results", progress=False, report=lambda m: None) == []
+    _fake_run(tmp_path / "runs2", task, steps, final_task=final)
+    (tmp_path / "runs").rename(tmp_path / "runs_before")
+    (tmp_path / "runs2").rename(tmp_path / "runs")
     found = E.checkpoints(tmp_path / "runs")
     assert [t for t, *_ in found] == [s * tokens_per_step for s in steps]
     tiny = {"reasoning_level": {"n": 2, "sets": ["in", "op=4"], "max_new_tokens": 8},
@@ -60,10 +69,19 @@ def test_checkpoints_are_summarised_once_and_drawn_from_the_summaries(tmp_path):
     written = E.analyse(tmp_path / "runs", results, progress=False, options=tiny, report=lambda m: None)
     assert {p.name for p in written} == {"control.json"} | {f"tokens_{s * tokens_per_step:011d}.json" for s in steps}
     point = json.loads(written[1].read_text())
-    assert set(point) >= {"tokens", "accuracy", "regret", *E.V_PROBES}
+    assert set(point) >= {"tokens", "accuracy", "regret", "task", *E.V_PROBES}
     assert {"acc", "majority", "n", "fit_failed"} <= set(point["nece"])
+    # every point and the control were measured on the last stage's task, not on the checkpoint's own (op = 1)
+    for path in written:
+        assert json.loads(path.read_text())["task"] == final.spec() != task.spec()
     assert E.analyse(tmp_path / "runs", results, progress=False, options=tiny, report=lambda m: None) == []
     png, table = E.draw(results)
     assert png.stat().st_size > 0
     text = table.read_text()
     assert text.startswith("| tokens (M) |") and text.count("\n| ") == len(steps) and "First point beating majority and control" in text
+    # a summary measured on another task (or before summaries named theirs) is re-measured, and left off the curve
+    old = dict(point, task=task.spec())
+    written[1].write_text(json.dumps(old))
+    assert E.draw(results)[1].read_text().count("\n| ") == len(steps) - 1
+    assert E.analyse(tmp_path / "runs", results, progress=False, options=tiny, report=lambda m: None) == [written[1]]
+    assert json.loads(written[1].read_text())["task"] == final.spec()

@@ -4,8 +4,9 @@
 picks the checkpoints nearest to log-spaced token counts (:data:`TOKEN_POINTS`), runs at each the accuracy per op
 (in distribution and op + 1), the six V-probes and the regret probe (each beside its random-init control and
 majority guess), and writes one small summary per point into the repository (``results/part2_1_emergence/``),
-so the curve survives the machine the run directory lives on. The random-init control does not depend on the
-checkpoint (same architecture, same seed), so it is measured once. :func:`draw` turns the summaries into the plot
+so the curve survives the machine the run directory lives on. Every point is scored and probed on the last
+stage's task (:func:`probe_task`), whatever stage its checkpoint comes from, and the random-init control does not
+depend on the checkpoint (same architecture, same seed), so it is measured once, on that task. :func:`draw` turns the summaries into the plot
 (accuracy minus majority guess per probe against tokens seen, log x, with the model's accuracy) and the table.
 
     plm-interp experiment part2_1_emergence --scale cpu --runs-dir RUNS       # trains (resumable)
@@ -86,20 +87,33 @@ def load_checkpoint(directory: Path, run: Path):
     return model.eval()
 
 
+def probe_task(runs_dir: Path, seed: int = 0) -> dict | None:
+    """The task every point is scored and probed on: the last stage's (the campaign's target, op <= 3), read from
+    its run's config; None before that stage has started.
+
+    Why one task for all points: a stage-1 checkpoint carries stage 1's task (op = 1, random letter order), and
+    probing each checkpoint on its own task would change the questions, the problems and the majority guesses
+    along the x axis, with one control measured on only one of them. The curve asks the same questions of the same
+    problem distribution at every point, beside a control measured on that task."""
+    cfg = Path(runs_dir) / f"{STAGES[-1]}-s{seed}" / "config.json"
+    return json.loads(cfg.read_text())["task"] if cfg.is_file() else None
+
+
 def summarise(model, controls: bool, seed: int = 0, progress: bool = False,
-              options: dict[str, dict] | None = None) -> dict[str, Any]:
+              options: dict[str, dict] | None = None, task: dict | None = None) -> dict[str, Any]:
     """Accuracy per op (in distribution and the OOD ops) and every probe's figure, majority guess and n (with the
-    random-init control when ``controls``): the small JSON a point of the curve is drawn from."""
+    random-init control when ``controls``) on ``task`` (default the model's own): the small JSON a point of the
+    curve is drawn from."""
     import analyses
 
     options = {**DEFAULT_OPTIONS, **(options or {})}
-    level = analyses.run("reasoning_level", model, progress=progress, **options["reasoning_level"])
+    level = analyses.run("reasoning_level", model, task=task, progress=progress, **options["reasoning_level"])
     out: dict[str, Any] = {"accuracy": [{k: r.get(k) for k in ("set", "op", "acc", "n")} for r in level.records]}
     for probe in V_PROBES:
-        r = analyses.run("v_probe", model, probe=probe, controls=controls, progress=progress, seed=seed,
+        r = analyses.run("v_probe", model, task=task, probe=probe, controls=controls, progress=progress, seed=seed,
                          **options.get("v_probe", {}))
         out[probe] = _probe_summary(r)
-    r = analyses.run("regret_probe", model, controls=controls, progress=progress, seed=seed,
+    r = analyses.run("regret_probe", model, task=task, controls=controls, progress=progress, seed=seed,
                      **options.get("regret_probe", {}))
     out["regret"] = {**_probe_summary(r), "detect": r.record()["detect"], "false_alarm": r.record()["false_alarm"],
                      "n_mistakes": r.record()["n_mistakes"]}
@@ -124,27 +138,34 @@ def analyse(runs_dir: Path, results: Path = RESULTS, seed: int = 0, progress: bo
     results.mkdir(parents=True, exist_ok=True)
     written = []
     picked = pick(checkpoints(runs_dir, seed))
-    if not picked:
-        report(f"no checkpoint of {STAGES} under {runs_dir} yet")
+    task = probe_task(runs_dir, seed)
+    if not picked or task is None:
+        report(f"nothing to analyse under {runs_dir} yet: " + ("no checkpoint" if not picked else
+               f"the probes' task is {STAGES[-1]}'s, whose run has not started"))
         return written
     control_file = results / "control.json"
-    if not control_file.is_file():
+    if _task_of(control_file) != task:  # absent, or measured on another task: (re)measure
         from analyses._task import random_init_like
 
         model = load_checkpoint(picked[0][2], picked[0][3])
-        atomic_write_json(control_file, summarise(random_init_like(model, seed=seed + 777), False, seed, progress,
-                                                  options))
+        atomic_write_json(control_file, {"task": task, **summarise(random_init_like(model, seed=seed + 777), False,
+                                                                   seed, progress, options, task)})
         written.append(control_file)
     for target, tokens, directory, run in picked:
         out = results / f"tokens_{tokens:011d}.json"
-        if out.is_file():
+        if _task_of(out) == task:
             continue
         report(f"[emergence] {tokens / 1e6:.1f}M tokens ({directory})")
-        summary = summarise(load_checkpoint(directory, run), False, seed, progress, options)
+        summary = summarise(load_checkpoint(directory, run), False, seed, progress, options, task)
         atomic_write_json(out, {"tokens": tokens, "target": target, "checkpoint": f"{run.name}/{directory.name}",
-                                **summary})
+                                "task": task, **summary})
         written.append(out)
     return written
+
+
+def _task_of(summary: Path) -> dict | None:
+    """The task a committed summary was measured on (None: absent, or written before summaries named it)."""
+    return json.loads(summary.read_text()).get("task") if summary.is_file() else None
 
 
 def first_beating(points: list[dict], control: dict, probe: str) -> int | None:
@@ -169,10 +190,14 @@ def draw(results: Path = RESULTS) -> tuple[Path, Path] | None:
 
     from plm_interp.io import atomic_write_bytes, atomic_write_png
 
-    points = [json.loads(p.read_text()) for p in sorted(results.glob("tokens_*.json"))]
-    if not points or not (results / "control.json").is_file():
+    if not (results / "control.json").is_file():
         return None
     control = json.loads((results / "control.json").read_text())
+    # only points measured on the control's task share its axis (probe_task)
+    points = [p for f in sorted(results.glob("tokens_*.json")) if (p := json.loads(f.read_text())).get("task")
+              == control.get("task")]
+    if not points:
+        return None
     xs = [p["tokens"] / 1e6 for p in points]
     fig, ax = plt.subplots(figsize=(8, 4.2))
     for probe in (*V_PROBES, "regret"):
