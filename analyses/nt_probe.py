@@ -30,7 +30,7 @@ import torch
 from analyses._task import resolve_task, subjects as control_subjects
 from analyses.registry import register
 from analyses.result import draw_headlines, headline
-from analyses.shared.control_cache import cached_records
+from analyses.shared.control_cache import subject_records
 from analyses.shared.records import RecordsResult
 from plm_interp.probes import MultiHeadFit, MultiHeadLinearProbe, cache_residuals, fit_probe, predict, resolve_layers
 from plm_interp.probes.stopping import coerce_spec
@@ -229,15 +229,12 @@ def nt_probe(
                         subject, name, acts["train"][layer], acts["test"][layer], layer, train, test, level_list, fit,
                         seed, bar)]
 
-                if name == "trained":
-                    records += fitted()
-                    continue
                 # the control depends on its own weights, the data and the fit, not on the trained model: kept
                 inputs = {"data": [_data_key(train), _data_key(test)], "layers": layer_list, "levels": level_list,
                           "fit": fit.as_dict(), "seed": seed}
-                control, control_fit = cached_records("nt_probe", subject, inputs, fitted)
-                records += control
-                if control_fit == "cached":
+                found, how = subject_records("nt_probe", name, subject, inputs, fitted)
+                records, control_fit = records + found, how or control_fit
+                if how == "cached":
                     bar.advance(1.2 * n_fits)
     return NTProbeResult(grammar=task.grammar.name, layers=layer_list, levels=level_list, records=records,
                          settings={**fit.as_dict(), "n_train": n_train, "n_test": n_test, "seed": seed,

@@ -25,7 +25,7 @@ from analyses.shared.igsm_inputs import check_positive, eval_problems, igsm_task
 from analyses.shared.igsm_text import sentence_spans, verify_ids
 from analyses.shared.v_queries import fit_regret_probe, regret_examples
 from analyses._task import subjects as control_subjects
-from analyses.shared.control_cache import cached_records
+from analyses.shared.control_cache import subject_records
 from analyses.registry import register
 from analyses.result import draw_headlines, headline
 from analyses.shared.records import LayerRecordsResult
@@ -150,13 +150,11 @@ def regret_probe(model, task=None, layer: int | list[int] | str | None = None, n
                                 "n_correct_steps": len(right), **vp.fit_info})
                 return out
 
-            if name == "trained":
-                records += fitted()
-            else:  # fitted once per (control, data, mistakes found), then read back (its probes are then absent)
-                inputs = {"train": train, "test": test, "wrong": wrong_ex, "right": right_ex, "layers": layers,
-                          "fit": fit.as_dict(), "seed": seed}
-                control, control_fit = cached_records("regret_probe", subject, inputs, fitted)
-                records += control
+            # the control: fitted once per (control, data, mistakes found), then read back (no probe of it then)
+            inputs = {"train": train, "test": test, "wrong": wrong_ex, "right": right_ex, "layers": layers,
+                      "fit": fit.as_dict(), "seed": seed}
+            found, how = subject_records("regret_probe", name, subject, inputs, fitted)
+            records, control_fit = records + found, how or control_fit
     settings = {"n_train": n_train, "n_test": n_test, "per_problem": per_problem, "n_gen": n_gen,
                 "mistake_sets": list(mistake_sets), "balanced": balanced, "seed": seed, **fit.as_dict(),
                 "torch_threads": cores.threads, "control_fit": control_fit,

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from analyses._task import subjects as control_subjects
-from analyses.shared.control_cache import cached_records
+from analyses.shared.control_cache import subject_records
 from analyses.registry import register
 from analyses.result import draw_headlines, headline
 from analyses.shared.igsm_inputs import check_positive, igsm_task
@@ -151,13 +151,11 @@ def v_probe(
                                 **score(vp.predict(subject, test), test.labels, train.labels), **vp.fit_info})
                 return out
 
-            if name == "trained":
-                records += fitted()
-            else:  # the control does not depend on the trained weights: fitted once, then read back
-                inputs = {"train": train, "test": test, "layers": layers, "rank": rank, "update": update,
-                          "n_classes": n_classes_of(task, probe), "fit": fit.as_dict(), "seed": seed}
-                control, control_fit = cached_records("v_probe", subject, inputs, fitted)
-                records += control
+            # the control does not depend on the trained weights: fitted once, then read back
+            inputs = {"train": train, "test": test, "layers": layers, "rank": rank, "update": update,
+                      "n_classes": n_classes_of(task, probe), "fit": fit.as_dict(), "seed": seed}
+            found, how = subject_records("v_probe", name, subject, inputs, fitted)
+            records, control_fit = records + found, how or control_fit
     settings = {**fit.as_dict(), "rank": rank, "n_train": n_train, "n_test": n_test, "per_problem": per_problem,
                 "balanced": balanced, "update": update, "seed": seed, "torch_threads": cores.threads,
                 "control_fit": control_fit,

@@ -114,6 +114,15 @@ def cached_records(analysis: str, control: torch.nn.Module, inputs: Any,
     return records, "fitted"
 
 
+def subject_records(analysis: str, name: str, subject: torch.nn.Module, inputs: Any,
+                    compute: Callable[[], list[dict[str, Any]]]) -> tuple[list[dict[str, Any]], str | None]:
+    """One subject's records in a probe analysis: the trained model's are computed (``how`` None), the random-init
+    control's go through :func:`cached_records` (``how``: ``"fitted"`` or ``"cached"``)."""
+    if name == "trained":
+        return compute(), None
+    return cached_records(analysis, subject, inputs, compute)
+
+
 def _write_atomic(path: Path, payload: dict) -> None:
     """Write ``payload`` as JSON to ``path`` through a temporary file in the same folder and a rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
