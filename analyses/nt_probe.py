@@ -7,6 +7,9 @@ For every NT level l and every probed layer, four probes are fitted on the froze
   (b_l(i) = 1) only;
 * ``end_bit`` — a diagonal probe predicting the NT-end bit b_l(i) itself.
 
+``probes=`` fits a subset (e.g. the linear ``["nt_end_diag", "end_bit"]``, seconds, where the full probe takes
+minutes on a CPU); the headlines, table and plot then show the kinds fitted.
+
 The same probes run on a random-init model of the same architecture (the paper's control), and the majority
 class of each target is reported beside them. Level names follow the paper: label level l is NT_{l+1} (root NT1).
 
@@ -14,7 +17,8 @@ One measure on every device. The probe family is the paper's ("H = 16 heads, pos
 PAPERS.md Part 1, NT probes) on CPU and GPU alike, fitted by full-batch L-BFGS on activations computed once per model
 for all layers. The fit stops when the figure it reports has converged (:mod:`plm_interp.probes.stopping`): a fifth
 of the training strings is a validation split, the validation accuracy is checked every 10 iterations, and the fit
-keeps the best-validation weights once it has not gained 0.1 point in 3 checks. The paper's AdamW schedule (lr 3e-3,
+keeps the best-validation weights once it has run as long again as it took to make its last 0.1-point gain (at
+least 3 checks). The paper's AdamW schedule (lr 3e-3,
 batch 60, 30k steps, on fresh strings) is one way to approach the same figure; ``fit=MultiHeadFit(stop="loss")``
 fits to convergence of the training loss instead. Every record carries its iterations, stop reason and validation
 curve.
@@ -23,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 
@@ -68,6 +72,8 @@ class NTProbeResult(RecordsResult):
         layer, out = self.layers[-1], []
         has_control = any(r["model"] == "random-init" for r in self.records)
         for probe, what in (("nt_end_diag", "NT-end ancestor"), ("nt_all", "ancestor, all positions")):
+            if probe not in self.kinds():
+                continue
             for level in self.levels:
                 t = self.record(model="trained", layer=layer, level=level, probe=probe)
                 if math.isnan(t["acc"]):
@@ -75,6 +81,11 @@ class NTProbeResult(RecordsResult):
                 c = self.record(model="random-init", layer=layer, level=level, probe=probe) if has_control else None
                 out.append(headline(f"NT{level + 1} {what}", t["acc"], t["n"], c and c["acc"], t["majority"]))
         return out
+
+    def kinds(self) -> list[str]:
+        """The probe kinds fitted (``nt_probe(probes=...)``), in PROBE_KINDS order."""
+        present = {r["probe"] for r in self.records}
+        return [k for k in PROBE_KINDS if k in present]
 
     def data_limited(self, gap: float = DATA_LIMITED_GAP) -> list[dict[str, Any]]:
         """The trained model's records whose training-string accuracy beats the held-out one by more than ``gap``:
@@ -145,10 +156,12 @@ class NTProbeResult(RecordsResult):
         import matplotlib.pyplot as plt
 
         layer = self.layers[-1]
-        fig, axes = plt.subplots(1, len(PROBE_KINDS), figsize=(4 * len(PROBE_KINDS), 3.2), sharey=True)
+        kinds = self.kinds()
+        fig, axes = plt.subplots(1, len(kinds), figsize=(4 * len(kinds), 3.2), sharey=True, squeeze=False)
+        axes = axes[0]
         names = [f"NT{l + 1}" for l in self.levels]
         x = torch.arange(len(names)).float()
-        for ax, probe in zip(axes, PROBE_KINDS):
+        for ax, probe in zip(axes, kinds):
             for i, model in enumerate(("trained", "random-init")):
                 vals = [100 * self.accuracy(probe, l, layer, model) for l in self.levels
                         if any(r["model"] == model for r in self.records)]
@@ -175,6 +188,7 @@ def nt_probe(
     n_train: int | None = None,
     n_test: int | None = None,
     fit: MultiHeadFit | dict | None = None,
+    probes: Sequence[str] | None = None,
     controls: bool = True,
     seed: int = 0,
     progress: bool = True,
@@ -184,10 +198,17 @@ def nt_probe(
     ``n_train`` strings (default: 2^18 tokens' worth, at most 4,096 strings) train every probe, a fifth of them as
     the validation split that stops each fit; ``n_test`` (default half as many) score it. ``fit``
     (:class:`plm_interp.probes.MultiHeadFit`, or a dict of its fields) sets the probe family and the stopping rule;
-    the default is the paper's family stopped by the validation figure (module doc). Each record's ``train_acc``
+    the default is the paper's family stopped by the validation figure (module doc). ``probes`` (default all of
+    :data:`PROBE_KINDS`) names the kinds to fit. Each record's ``train_acc``
     beside ``acc`` shows whether the figure is limited by the number of strings (the table's "data-limited" line).
     """
     fit = coerce_spec(MultiHeadFit, fit, "fit")
+    kinds = list(PROBE_KINDS) if probes is None else probes
+    if isinstance(kinds, str) or not isinstance(kinds, (list, tuple)) or not kinds or \
+            any(k not in PROBE_KINDS for k in kinds) or len(set(kinds)) != len(kinds):
+        raise ValueError(f"probes = {probes!r}: give None (all) or a non-empty list of distinct kinds from "
+                         f"{list(PROBE_KINDS)}")
+    kinds = [k for k in PROBE_KINDS if k in kinds]
     task = resolve_task(model, task, kind="cfg")
     layer_list = resolve_layers(model, layers)
     depth = task.sample(1, seed=seed).s.shape[-1]
@@ -212,7 +233,7 @@ def nt_probe(
                          f"model's n_ctx = {model.cfg.n_ctx}")
     with torch_threads() as cores:
         subjects = control_subjects(model, controls, seed)
-        n_fits = len(layer_list) * len(level_list) * len(PROBE_KINDS)
+        n_fits = len(layer_list) * len(level_list) * len(kinds)
         stages = {"activations": 0.2 * n_fits * len(subjects), "trained probes": n_fits}
         if len(subjects) > 1:
             stages["control"] = n_fits
@@ -227,17 +248,17 @@ def nt_probe(
                     bar.stage("trained probes" if name == "trained" else "control")
                     return [r for layer in layer_list for r in _probe_layer(
                         subject, name, acts["train"][layer], acts["test"][layer], layer, train, test, level_list, fit,
-                        seed, bar)]
+                        seed, bar, kinds)]
 
                 # the control depends on its own weights, the data and the fit, not on the trained model: kept
                 inputs = {"data": [_data_key(train), _data_key(test)], "layers": layer_list, "levels": level_list,
-                          "fit": fit.as_dict(), "seed": seed}
+                          "fit": fit.as_dict(), "seed": seed, "probes": kinds}
                 found, how = subject_records("nt_probe", name, subject, inputs, fitted)
                 records, control_fit = records + found, how or control_fit
                 if how == "cached":
                     bar.advance(1.2 * n_fits)
     return NTProbeResult(grammar=task.grammar.name, layers=layer_list, levels=level_list, records=records,
-                         settings={**fit.as_dict(), "n_train": n_train, "n_test": n_test, "seed": seed,
+                         settings={**fit.as_dict(), "probes": kinds, "n_train": n_train, "n_test": n_test, "seed": seed,
                                    "torch_threads": cores.threads, "control_fit": control_fit,
                                    "converged": all(r["converged"] for r in records)})
 
@@ -262,7 +283,7 @@ def _targets(samples, level: int) -> dict[str, torch.Tensor]:
 
 
 def _probe_layer(model, name, acts_tr, acts_te, layer, train, test, levels, fit: MultiHeadFit, seed,
-                 bar) -> list[dict[str, Any]]:
+                 bar, kinds=PROBE_KINDS) -> list[dict[str, Any]]:
     n_ctx = max(train.tokens.shape[1], test.tokens.shape[1])
     valid_tr, valid_te = train.terminal_mask | _specials(train), test.terminal_mask | _specials(test)
     # the rows the probe is fitted on (under the figure rule the last val_fraction are its validation split)
@@ -271,7 +292,7 @@ def _probe_layer(model, name, acts_tr, acts_te, layer, train, test, levels, fit:
     for level in levels:
         tr, te = _targets(train, level), _targets(test, level)
         n_cls = int(max(train.s[..., level].max(), test.s[..., level].max())) + 1
-        for kind in PROBE_KINDS:
+        for kind in kinds:
             probe = MultiHeadLinearProbe(model.cfg.d_model, 2 if kind == "end_bit" else n_cls, n_ctx, fit.n_heads,
                                          fit.width, MODES[kind], seed=seed)
             report = fit_probe(probe, acts_tr, valid_tr, tr[kind], **fit.fit_kwargs())

@@ -286,6 +286,33 @@ def test_the_figure_rule_stops_after_its_patience_and_keeps_the_best_weights():
     assert [v for _, v in monitor.curve] == [0.5, 0.7, 0.8, 0.8005, 0.8009, 0.799]
 
 
+def test_relative_patience_waits_longer_after_a_late_gain():
+    """With relative_patience = 1, a gain at check c buys max(patience, c) more checks: a late plateau as long as
+    the fixed window no longer ends the fit, and the late climb after it is kept."""
+    from plm_interp.probes import FigureMonitor, FigureStop
+
+    # checks 0..: a rise to 0.80 at check 8, a plateau of 5 checks, then a climb to 0.85 at check 14
+    values = [0.5, 0.6, 0.65, 0.7, 0.72, 0.74, 0.76, 0.78, 0.80] + [0.80] * 5 + [0.85] + [0.85] * 40
+
+    def run(rule):
+        curve = iter(values)
+        monitor = FigureMonitor.of(lambda: next(curve), [torch.zeros(1)], rule)
+        for step in range(len(values)):
+            if monitor.check(step):
+                return step, monitor
+        return None, monitor
+
+    stopped, fixed = run(FigureStop(min_delta=0.001, patience=3))
+    assert stopped == 11 and fixed.best == 0.80          # the fixed window quits on the plateau
+    stopped, grown = run(FigureStop(min_delta=0.001, patience=3, relative_patience=1.0))
+    assert grown.best == 0.85 and grown.best_step == 14
+    assert stopped == 14 + 14                             # the gain at check 14 buys 14 more checks
+    assert FigureStop(patience=3, relative_patience=0.5).window(10) == 5
+    assert FigureStop(patience=3, relative_patience=0.5).window(2) == 3
+    with pytest.raises(ValueError, match="relative_patience"):
+        FigureStop(relative_patience=-1)
+
+
 def test_a_figure_rule_fit_holds_out_validation_rows_and_stops_near_the_loss_fit():
     """stop="figure" fits on the first 80% of the rows and watches the last 20%; on a planted linear label its test
     figure is the loss-converged fit's (within a point) after fewer iterations."""

@@ -64,8 +64,10 @@ class MultiHeadFit:
     max_iter: int | None = None
     rel_tol: float | None = None
     val_fraction: float = 0.2
-    #: a check every 10 L-BFGS iterations; stop after 3 checks (30 iterations) without a 0.1-point gain
-    rule: FigureStop = FigureStop(min_delta=0.001, patience=3)
+    #: a check every 10 L-BFGS iterations; stop once the fit has run max(30 iterations, as long again as it took to
+    #: make its last 0.1-point gain) without another (relative_patience = 1: the validation curve of the full probe
+    #: climbs on a log scale of iterations, docs/analyses.md)
+    rule: FigureStop = FigureStop(min_delta=0.001, patience=3, relative_patience=1.0)
 
     def __post_init__(self) -> None:
         for name in ("n_heads", "width", "max_iter"):
@@ -94,7 +96,8 @@ class MultiHeadFit:
         """The spec as plain JSON, for a result's ``settings``."""
         return {"n_heads": self.n_heads, "width": self.width, "ridge": self.ridge, "stop": self.stop,
                 "max_iter": self.iteration_cap, "val_fraction": self.val_fraction,
-                "min_delta": self.rule.min_delta, "patience": self.rule.patience, "optimiser": "L-BFGS",
+                "min_delta": self.rule.min_delta, "patience": self.rule.patience,
+                "relative_patience": self.rule.relative_patience, "optimiser": "L-BFGS",
                 **({"loss_rule": {**STOP, **({"rel_tol": self.rel_tol} if self.rel_tol is not None else {})}}
                    if self.stop == "loss" else {})}
 

@@ -18,6 +18,8 @@ import torch
 #: (mean cross-entropy + ridge, nats) by less than ``rel_tol`` of its value, or the gradient's max-norm falls below
 #: ``grad_tol``. ``max_iter`` caps the work; a fit that hits it is reported as not converged.
 STOP = dict(rel_tol=1e-4, window=10, grad_tol=1e-5, max_iter=500)
+#: L-BFGS memory (curvature pairs kept)
+HISTORY = 20
 
 
 @dataclass
@@ -54,7 +56,7 @@ def fit_lbfgs(loss_fn: Callable[[], torch.Tensor], params: Iterable[torch.nn.Par
     if not rel_tol >= 0 or not grad_tol >= 0 or window < 1:
         raise ValueError(f"rel_tol = {rel_tol!r}, grad_tol = {grad_tol!r} must be >= 0 and window = {window!r} >= 1")
     params = [p for p in params if p.requires_grad]
-    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=window, history_size=20, line_search_fn="strong_wolfe",
+    opt = torch.optim.LBFGS(params, lr=1.0, max_iter=window, history_size=HISTORY, line_search_fn="strong_wolfe",
                             tolerance_grad=grad_tol, tolerance_change=1e-12)
     evals = [0]
 

@@ -178,7 +178,8 @@ class VFit:
         return {"lr": self.lr, "batch_size": self.batch_size, "check_every": self.check_every,
                 "max_steps": self.max_steps, "val_fraction": self.val_fraction, "max_val": self.max_val,
                 "stop": self.stop,
-                "min_delta": self.rule.min_delta, "patience": self.rule.patience}
+                "min_delta": self.rule.min_delta, "patience": self.rule.patience,
+                "relative_patience": self.rule.relative_patience}
 
 
 def check_fits(model, ex: VExamples) -> None:

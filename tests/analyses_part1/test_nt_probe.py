@@ -180,3 +180,25 @@ def test_the_same_call_gives_the_same_measure_on_cpu_and_gpu():
     for a, b in zip(cpu.records, gpu.records):
         assert (a["model"], a["layer"], a["level"], a["probe"]) == (b["model"], b["layer"], b["level"], b["probe"])
         assert a["converged"] and b["converged"] and abs(a["acc"] - b["acc"]) < 0.02
+
+
+def test_probes_fits_only_the_named_kinds_and_the_result_shows_those():
+    """probes=["nt_end_diag", "end_bit"]: only those kinds are fitted (for both models), with the same figures as in
+    the call that fits every kind (each fit is independent), and the headlines, table and plot show just them."""
+    task = CFGTask(SEPARABLE)
+    model = _model(task)
+    kw = dict(layers=0, levels=[2], n_train=60, n_test=20, fit=dict(width=8, n_heads=2), progress=False)
+    some = analyses.nt_probe(model, probes=["end_bit", "nt_end_diag"], **kw)
+    every = analyses.nt_probe(model, **kw)
+    assert {(r["model"], r["probe"]) for r in some.records} == {
+        (m, p) for m in ("trained", "random-init") for p in ("nt_end_diag", "end_bit")}
+    assert some.kinds() == ["nt_end_diag", "end_bit"] and some.settings["probes"] == ["nt_end_diag", "end_bit"]
+    for r in some.records:
+        assert r["acc"] == every.record(model=r["model"], layer=0, level=2, probe=r["probe"])["acc"]
+    assert [h["metric"] for h in some.headlines()] == ["NT3 NT-end ancestor"]
+    assert "nt_all" not in some.table()
+    fig = some.plot()
+    assert [ax.get_title() for ax in fig.axes] == ["nt_end_diag", "end_bit"]
+    for bad in (["nt_everything"], [], "end_bit", ["end_bit", "end_bit"]):
+        with pytest.raises(ValueError, match="probes = "):
+            analyses.nt_probe(model, probes=bad, **kw)
