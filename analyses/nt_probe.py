@@ -71,8 +71,9 @@ class NTProbeResult(RecordsResult):
         all-position ancestor (the full probe, Result 4), each beside its random-init control and majority guess."""
         layer, out = self.layers[-1], []
         has_control = any(r["model"] == "random-init" for r in self.records)
+        fitted = self.kinds()
         for probe, what in (("nt_end_diag", "NT-end ancestor"), ("nt_all", "ancestor, all positions")):
-            if probe not in self.kinds():
+            if probe not in fitted:
                 continue
             for level in self.levels:
                 t = self.record(model="trained", layer=layer, level=level, probe=probe)
@@ -258,8 +259,8 @@ def nt_probe(
                 if how == "cached":
                     bar.advance(1.2 * n_fits)
     return NTProbeResult(grammar=task.grammar.name, layers=layer_list, levels=level_list, records=records,
-                         settings={**fit.as_dict(), "probes": kinds, "n_train": n_train, "n_test": n_test, "seed": seed,
-                                   "torch_threads": cores.threads, "control_fit": control_fit,
+                         settings={**fit.as_dict(), "probes": kinds, "n_train": n_train, "n_test": n_test,
+                                   "seed": seed, "torch_threads": cores.threads, "control_fit": control_fit,
                                    "converged": all(r["converged"] for r in records)})
 
 
