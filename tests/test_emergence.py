@@ -1,6 +1,7 @@
 """part2_1_emergence's checkpoint analyses: which checkpoints are picked, where a probe "appears", and the whole
 path from a run's checkpoints to committed summaries, a table and a plot (tiny model, tiny options)."""
 import json
+import shutil
 
 import pytest
 import torch
@@ -85,3 +86,12 @@ def test_checkpoints_are_summarised_once_and_drawn_from_the_summaries(tmp_path):
     assert E.draw(results)[1].read_text().count("\n| ") == len(steps) - 1
     assert E.analyse(tmp_path / "runs", results, progress=False, options=tiny, report=lambda m: None) == [written[1]]
     assert json.loads(written[1].read_text())["task"] == final.spec()
+    # another sitting: the analysed checkpoint is gone and a nearby one (same target) was carried instead: the
+    # target is already summarised, so nothing is measured again
+    run = tmp_path / "runs" / f"{E.STAGES[0]}-s0" / "checkpoints"
+    shutil.rmtree(next(d for t, d, _ in E.checkpoints(tmp_path / "runs") if t == steps[0] * tokens_per_step))
+    model = HookedPLM(preset_config("tiny", d_vocab=task.d_vocab, n_ctx=192, positional="rot", seed=3, task=task.spec()))
+    save_checkpoint(run, steps[0] + 100, {"format_version": 1, "step": steps[0] + 100, "model": model.state_dict()},
+                    keep=10)
+    assert (steps[0] + 100) * tokens_per_step in [t for t, *_ in E.checkpoints(tmp_path / "runs")]
+    assert E.analyse(tmp_path / "runs", results, progress=False, options=tiny, report=lambda m: None) == []

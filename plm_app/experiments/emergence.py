@@ -151,9 +151,12 @@ def analyse(runs_dir: Path, results: Path = RESULTS, seed: int = 0, progress: bo
         atomic_write_json(control_file, {"task": task, **summarise(random_init_like(model, seed=seed + 777), False,
                                                                    seed, progress, options, task)})
         written.append(control_file)
+    # a target already summarised on this task is done, from whichever checkpoint: a later sitting carries only its
+    # newest checkpoint, which may land nearer a target than the one analysed (45 minutes per point on a CPU)
+    covered = {json.loads(f.read_text()).get("target") for f in results.glob("tokens_*.json") if _task_of(f) == task}
     for target, tokens, directory, run in picked:
         out = results / f"tokens_{tokens:011d}.json"
-        if _task_of(out) == task:
+        if _task_of(out) == task or target in covered:
             continue
         report(f"[emergence] {tokens / 1e6:.1f}M tokens ({directory})")
         summary = summarise(load_checkpoint(directory, run), False, seed, progress, options, task)
