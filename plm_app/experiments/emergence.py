@@ -156,7 +156,7 @@ def analyse(runs_dir: Path, results: Path = RESULTS, seed: int = 0, progress: bo
     covered = {json.loads(f.read_text()).get("target") for f in results.glob("tokens_*.json") if _task_of(f) == task}
     for target, tokens, directory, run in picked:
         out = results / f"tokens_{tokens:011d}.json"
-        if _task_of(out) == task or target in covered:
+        if target in covered:  # (this checkpoint's own summary included)
             continue
         report(f"[emergence] {tokens / 1e6:.1f}M tokens ({directory})")
         summary = summarise(load_checkpoint(directory, run), False, seed, progress, options, task)
