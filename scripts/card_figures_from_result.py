@@ -35,10 +35,10 @@ def load_result(directory: Path):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from remeasure_card import replace_figures, write_card
     from ship_models import headline_figures
 
     from plm_interp.pretrained import model_dir
-    from plm_interp.pretrained.card import check_card, render_markdown
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model")
@@ -51,12 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     d = model_dir(a.model)
     card = json.loads((d / "card.json").read_text())
     prefix = a.call.split("(")[0] + "("
-    old = [f for f in card["figures"] if f["command"].startswith(prefix)]
-    card["figures"] = [f for f in card["figures"] if not f["command"].startswith(prefix)] + figures
-    check_card(card, a.model)
-    (d / "card.json").write_text(json.dumps(card, indent=2, sort_keys=True) + "\n")
-    (d / "MODEL_CARD.md").write_text(render_markdown(card))
-    print(f"{a.model}: {len(old)} figure(s) of {prefix}...) replaced by {len(figures)}")
+    older = tuple({f["command"] for f in card["figures"] if f["command"].startswith(prefix)})
+    removed = replace_figures(card, a.call, figures, older)
+    write_card(a.model, card)
+    print(f"{a.model}: {removed} figure(s) of {prefix}...) replaced by {len(figures)}")
     for f in figures:
         print(f"  {f['metric']}: {f['value']} ({f['note']})")
     return 0

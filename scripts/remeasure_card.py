@@ -41,6 +41,18 @@ def replace_figures(card: dict, call: str, figures: list[dict], replaces: tuple[
     return len(old)
 
 
+def write_card(model: str, card: dict) -> None:
+    """Check ``card`` and write it with its rendered MODEL_CARD.md, each file atomically (a crash leaves the old)."""
+    from plm_interp.io import atomic_write_bytes
+    from plm_interp.pretrained import model_dir
+    from plm_interp.pretrained.card import check_card, render_markdown
+
+    check_card(card, model)
+    d = model_dir(model)
+    atomic_write_bytes(d / "card.json", (json.dumps(card, indent=2, sort_keys=True) + "\n").encode())
+    atomic_write_bytes(d / "MODEL_CARD.md", render_markdown(card).encode())
+
+
 def result_dir(model: str, call: str) -> Path:
     """Where a call's result is kept: one folder per call, named by the analysis and a short hash of the call."""
     name = call.split("(")[0].split(".")[-1]
@@ -51,9 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     import analyses
     from ship_models import headline_figures
 
-    from plm_interp.io import atomic_write_bytes
     from plm_interp.pretrained import load_pretrained, model_dir
-    from plm_interp.pretrained.card import check_card, render_markdown
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("model")
@@ -82,9 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         (out / "call.json").write_text(json.dumps({"model": a.model, "call": call, "seconds": round(seconds, 1),
                                                    "date": time.strftime("%Y-%m-%d")}, indent=2) + "\n")
         removed = replace_figures(card, call, figures, tuple(a.replaces))
-        check_card(card, a.model)
-        atomic_write_bytes(d / "card.json", (json.dumps(card, indent=2, sort_keys=True) + "\n").encode())
-        atomic_write_bytes(d / "MODEL_CARD.md", render_markdown(card).encode())  # after each call: a crash loses none
+        write_card(a.model, card)  # after each call: a later crash loses none
         print(f"{a.model}: {call} ({seconds:.0f} s): {removed} figure(s) replaced by {len(figures)}; result in "
               f"{out.relative_to(ROOT)}")
         for f in figures:
